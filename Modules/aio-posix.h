@@ -44,6 +44,12 @@ void aio_add_ready_handler(AioHandlerList *ready_list, AioHandler *node,
  */
 void aio_free_handler(AioHandler *node);
 
+/*
+ * cevent: the fd-based embedding fills in every handler's revents with a
+ * non-blocking poll(), as GLib does for a GSource.  Home thread only.
+ */
+void aio_gsource_check_fds(AioContext *ctx);
+
 extern const FDMonOps fdmon_poll_ops;
 
 /* Switch back to poll(2).  list_lock must be held. */
@@ -56,16 +62,18 @@ void fdmon_epoll_setup(AioContext *ctx);
 /* list_lock must be held */
 void fdmon_epoll_disable(AioContext *ctx);
 #else
-static inline bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd)
+/* cevent: G_GNUC_UNUSED keeps -Wextra -Werror builds quiet */
+static inline bool fdmon_epoll_try_upgrade(AioContext *ctx G_GNUC_UNUSED,
+                                           unsigned npfd G_GNUC_UNUSED)
 {
     return false;
 }
 
-static inline void fdmon_epoll_setup(AioContext *ctx)
+static inline void fdmon_epoll_setup(AioContext *ctx G_GNUC_UNUSED)
 {
 }
 
-static inline void fdmon_epoll_disable(AioContext *ctx)
+static inline void fdmon_epoll_disable(AioContext *ctx G_GNUC_UNUSED)
 {
 }
 #endif /* !CONFIG_EPOLL_CREATE1 */
@@ -74,12 +82,13 @@ static inline void fdmon_epoll_disable(AioContext *ctx)
 bool fdmon_io_uring_setup(AioContext *ctx);
 void fdmon_io_uring_destroy(AioContext *ctx);
 #else
-static inline bool fdmon_io_uring_setup(AioContext *ctx)
+/* cevent: G_GNUC_UNUSED keeps -Wextra -Werror builds quiet */
+static inline bool fdmon_io_uring_setup(AioContext *ctx G_GNUC_UNUSED)
 {
     return false;
 }
 
-static inline void fdmon_io_uring_destroy(AioContext *ctx)
+static inline void fdmon_io_uring_destroy(AioContext *ctx G_GNUC_UNUSED)
 {
 }
 #endif /* !CONFIG_LINUX_IO_URING */

@@ -77,7 +77,7 @@ g_renew_n(void *mem, size_t count, size_t size)
     if (size && count > SIZE_MAX / size) {
         g_alloc_failed(SIZE_MAX);
     }
-    p = realloc(mem, (count * size) ? count * size : 1);
+    p = realloc(mem, (count != 0 && size != 0) ? count * size : 1);
     if (!p) {
         g_alloc_failed(count * size);
     }

@@ -1,0 +1,315 @@
+/*
+ * cevent._cevent: module initialisation, module state and module-level
+ * functions.
+ *
+ * Copyright the cevent authors.  GPL-2.0-or-later.
+ */
+
+#include "module.h"
+#include "qapi/error.h"
+
+#include <sys/epoll.h>
+
+/* ---- backends -------------------------------------------------------- */
+
+/*
+ * Which fd monitors work in this process on this kernel.  io_uring is
+ * probed by really creating a context on it, so sysctls, seccomp filters
+ * and missing opcodes are all seen.
+ */
+static int
+probe_backends(cevent_state *state)
+{
+    PyObject *usable = PyList_New(0);
+    PyObject *unavailable = PyDict_New();
+    Error *err = NULL;
+    AioContext *ctx;
+    PyObject *reason;
+    int fd;
+
+    if (usable == NULL || unavailable == NULL) {
+        goto error;
+    }
+
+    ctx = aio_context_new_full(AIO_FDMON_IO_URING, &err);
+    if (ctx != NULL) {
+        aio_context_unref(ctx);
+        if (PyList_Append(usable, PyUnicode_FromString("io_uring")) < 0) {
+            goto error;
+        }
+    }
+    else {
+        reason = cev_io_uring_reason(err);
+        error_free(err);
+        if (reason == NULL ||
+            PyDict_SetItemString(unavailable, "io_uring", reason) < 0) {
+            Py_XDECREF(reason);
+            goto error;
+        }
+        Py_DECREF(reason);
+    }
+
+    fd = epoll_create1(EPOLL_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        if (PyList_Append(usable, PyUnicode_FromString("epoll")) < 0) {
+            goto error;
+        }
+    }
+    else {
+        reason = PyUnicode_FromFormat("epoll_create1: %s", strerror(errno));
+        if (reason == NULL ||
+            PyDict_SetItemString(unavailable, "epoll", reason) < 0) {
+            Py_XDECREF(reason);
+            goto error;
+        }
+        Py_DECREF(reason);
+    }
+
+    if (PyList_Append(usable, PyUnicode_FromString("poll")) < 0) {
+        goto error;
+    }
+
+    state->backends = PyList_AsTuple(usable);
+    Py_DECREF(usable);
+    state->unavailable = unavailable;
+    return state->backends ? 0 : -1;
+
+error:
+    Py_XDECREF(usable);
+    Py_XDECREF(unavailable);
+    return -1;
+}
+
+PyDoc_STRVAR(backends_doc,
+"backends()\n--\n\n"
+"The fd monitors usable in this process on this kernel, best first: a\n"
+"subset of ('io_uring', 'epoll', 'poll').");
+
+static PyObject *
+cevent_backends(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(get_cevent_state(module)->backends);
+}
+
+PyDoc_STRVAR(unavailable_backends_doc,
+"unavailable_backends()\n--\n\n"
+"A dict mapping each fd monitor that is not in backends() to a one-line\n"
+"reason.");
+
+static PyObject *
+cevent_unavailable_backends(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyDict_Copy(get_cevent_state(module)->unavailable);
+}
+
+/* ---- clocks ---------------------------------------------------------- */
+
+PyDoc_STRVAR(clock_ns_doc,
+"clock_ns(clock=CLOCK_REALTIME)\n--\n\n"
+"The current time of clock, in ns.");
+
+static PyObject *
+cevent_clock_ns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    int clock = QEMU_CLOCK_REALTIME;
+
+    (void)module;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "clock_ns() takes at most 1 "
+                        "argument");
+        return NULL;
+    }
+    if (nargs == 1) {
+        clock = PyLong_AsInt(args[0]);
+        if (clock == -1 && PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    if (clock != QEMU_CLOCK_REALTIME && clock != QEMU_CLOCK_VIRTUAL &&
+        clock != QEMU_CLOCK_HOST) {
+        PyErr_Format(PyExc_ValueError, "unknown clock %d", clock);
+        return NULL;
+    }
+    return PyLong_FromLongLong(qemu_clock_get_ns((QEMUClockType)clock));
+}
+
+PyDoc_STRVAR(clock_step_doc,
+"clock_step(ns, /)\n--\n\n"
+"Advance CLOCK_VIRTUAL by ns >= 0 and wake every context that has a\n"
+"virtual timer.  Any thread.");
+
+static PyObject *
+cevent_clock_step(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    return cev_clock_step(arg);
+}
+
+PyDoc_STRVAR(live_counts_doc,
+"_live_counts()\n--\n\n"
+"Live callback records and open contexts (for leak tests).");
+
+static PyObject *
+cevent_live_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    (void)module;
+    return Py_BuildValue("{snsn}", "records", cev_live_records,
+                         "contexts", cev_live_contexts);
+}
+
+static PyMethodDef cevent_methods[] = {
+    {"backends", cevent_backends, METH_NOARGS, backends_doc},
+    {"unavailable_backends", cevent_unavailable_backends, METH_NOARGS,
+     unavailable_backends_doc},
+    {"clock_ns", CEV_METH(cevent_clock_ns), METH_FASTCALL, clock_ns_doc},
+    {"clock_step", cevent_clock_step, METH_O, clock_step_doc},
+    {"_live_counts", cevent_live_counts, METH_NOARGS, live_counts_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+/* ---- module state and init ------------------------------------------- */
+
+static int
+cevent_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    cevent_state *state = get_cevent_state(module);
+
+    Py_VISIT(state->ContextType);
+    Py_VISIT(state->BHType);
+    Py_VISIT(state->TimerType);
+    Py_VISIT(state->NotifierType);
+    Py_VISIT(state->LockCntType);
+    Py_VISIT(state->PollerType);
+    Py_VISIT(state->EventNotifierPollerType);
+    Py_VISIT(state->MemoryPollerType);
+    Py_VISIT(state->capsule);
+    Py_VISIT(state->backends);
+    Py_VISIT(state->unavailable);
+    return 0;
+}
+
+static int
+cevent_clear(PyObject *module)
+{
+    cevent_state *state = get_cevent_state(module);
+
+    Py_CLEAR(state->ContextType);
+    Py_CLEAR(state->BHType);
+    Py_CLEAR(state->TimerType);
+    Py_CLEAR(state->NotifierType);
+    Py_CLEAR(state->LockCntType);
+    Py_CLEAR(state->PollerType);
+    Py_CLEAR(state->EventNotifierPollerType);
+    Py_CLEAR(state->MemoryPollerType);
+    Py_CLEAR(state->capsule);
+    Py_CLEAR(state->backends);
+    Py_CLEAR(state->unavailable);
+    return 0;
+}
+
+static void
+cevent_free(void *module)
+{
+    (void)cevent_clear((PyObject *)module);
+}
+
+/* Create a type from @spec (with @base, or NULL) and add it to @module. */
+static PyTypeObject *
+add_type(PyObject *module, PyType_Spec *spec, PyTypeObject *base,
+         bool public)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec,
+                                              (PyObject *)base);
+    if (type == NULL) {
+        return NULL;
+    }
+    if (public && PyModule_AddType(module, (PyTypeObject *)type) < 0) {
+        Py_DECREF(type);
+        return NULL;
+    }
+    return (PyTypeObject *)type;
+}
+
+static int
+cevent_exec(PyObject *module)
+{
+    cevent_state *state = get_cevent_state(module);
+
+#define ADD_TYPE(field, spec, base, public) \
+    do { \
+        state->field = add_type(module, &(spec), (base), (public)); \
+        if (state->field == NULL) { \
+            return -1; \
+        } \
+    } while (0)
+
+    ADD_TYPE(ContextType, cev_context_spec, NULL, true);
+    ADD_TYPE(BHType, cev_bh_spec, NULL, true);
+    ADD_TYPE(TimerType, cev_timer_spec, NULL, true);
+    ADD_TYPE(NotifierType, cev_notifier_spec, NULL, true);
+    ADD_TYPE(LockCntType, cev_lockcnt_spec, NULL, true);
+    ADD_TYPE(PollerType, cev_poller_spec, NULL, true);
+    ADD_TYPE(EventNotifierPollerType, cev_event_notifier_poller_spec,
+             state->PollerType, true);
+    ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType,
+             true);
+#undef ADD_TYPE
+
+    if (PyModule_AddIntConstant(module, "CLOCK_REALTIME",
+                                QEMU_CLOCK_REALTIME) < 0 ||
+        PyModule_AddIntConstant(module, "CLOCK_VIRTUAL",
+                                QEMU_CLOCK_VIRTUAL) < 0 ||
+        PyModule_AddIntConstant(module, "CLOCK_HOST", QEMU_CLOCK_HOST) < 0 ||
+        PyModule_AddIntConstant(module, "SCALE_NS", SCALE_NS) < 0 ||
+        PyModule_AddIntConstant(module, "SCALE_US", SCALE_US) < 0 ||
+        PyModule_AddIntConstant(module, "SCALE_MS", SCALE_MS) < 0) {
+        return -1;
+    }
+#ifdef CONFIG_LINUX_IO_URING
+    if (PyModule_AddIntConstant(module, "HAVE_IO_URING", 1) < 0) {
+#else
+    if (PyModule_AddIntConstant(module, "HAVE_IO_URING", 0) < 0) {
+#endif
+        return -1;
+    }
+
+    if (probe_backends(state) < 0) {
+        return -1;
+    }
+
+    state->capsule = cev_capi_new(state);
+    if (state->capsule == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "_C_API", state->capsule) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyModuleDef_Slot cevent_slots[] = {
+    {Py_mod_exec, cevent_exec},
+    {0, NULL}
+};
+
+PyDoc_STRVAR(cevent_doc,
+"QEMU's AioContext event loop for Python (the C extension of cevent).");
+
+PyModuleDef ceventmodule = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "cevent._cevent",
+    .m_doc = cevent_doc,
+    .m_size = sizeof(cevent_state),
+    .m_methods = cevent_methods,
+    .m_slots = cevent_slots,
+    .m_traverse = cevent_traverse,
+    .m_clear = cevent_clear,
+    .m_free = cevent_free,
+};
+
+PyMODINIT_FUNC
+PyInit__cevent(void)
+{
+    return PyModuleDef_Init(&ceventmodule);
+}
