@@ -492,11 +492,19 @@ static void join_threads(void)
 {
     int i;
 
+    /*
+     * Stop and join every thread before freeing any context: a callback
+     * on one thread may still be inside aio_notify() of another context.
+     */
+    for (i = 0; i < NUM_CONTEXTS; i++) {
+        aio_bh_schedule_oneshot(threads[i].ctx, stop_cb, &threads[i]);
+    }
+    for (i = 0; i < NUM_CONTEXTS; i++) {
+        pthread_join(threads[i].thread, NULL);
+    }
     for (i = 0; i < NUM_CONTEXTS; i++) {
         EventLoopThread *t = &threads[i];
 
-        aio_bh_schedule_oneshot(t->ctx, stop_cb, t);
-        pthread_join(t->thread, NULL);
         aio_context_unref(t->ctx);
         pthread_mutex_destroy(&t->mutex);
         pthread_cond_destroy(&t->cond);

@@ -25,6 +25,10 @@ struct QemuLockCnt {
     QemuMutex mutex;
 #endif
     unsigned count;
+#ifndef CONFIG_LOCKCNT_FUTEX
+    /* cevent: set while the mutex is held, for qemu_lockcnt_is_locked() */
+    bool locked;
+#endif
 };
 
 void qemu_lockcnt_init(QemuLockCnt *lockcnt);

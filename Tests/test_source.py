@@ -1,0 +1,89 @@
+"""Source checks: the port inventory in Modules/PORTING.md matches the code,
+and the port files stay free of Python and of // comments."""
+
+import pathlib
+import re
+
+import pytest
+
+TOP = pathlib.Path(__file__).resolve().parent.parent
+MODULES = TOP / "Modules"
+PORTING = MODULES / "PORTING.md"
+
+PORT_FILES = sorted(p for p in MODULES.glob("*.c")) + [MODULES / "aio-posix.h"]
+
+
+def inventory():
+    """Rows of the function tables: (function, file, status)."""
+    rows = []
+    for line in PORTING.read_text().splitlines():
+        m = re.match(r"^\|\s*`([A-Za-z_][A-Za-z0-9_]*)`\s*\|\s*`([^`]+)`\s*\|\s*(\w+)", line)
+        if m:
+            rows.append(m.groups())
+    return rows
+
+
+def defined_in(name, path):
+    text = path.read_text()
+    # A definition: the name at the start of a declarator, followed by "(",
+    # on a line that is not a call (ends without ";" before the body).
+    pat = re.compile(r"^(?:[A-Za-z_][\w \t\*]*[\s\*])?%s\s*\([^;]*?\)\s*\{" % re.escape(name),
+                     re.M | re.S)
+    return pat.search(text) is not None
+
+
+def test_inventory_is_not_empty():
+    rows = inventory()
+    assert len(rows) > 80
+    files = {f for _, f, _ in rows}
+    for expected in ["Modules/aio-posix.c", "Modules/async.c", "Modules/fdmon-poll.c",
+                     "Modules/fdmon-epoll.c", "Modules/fdmon-io_uring.c",
+                     "Modules/lockcnt.c", "Modules/qemu-timer.c",
+                     "Modules/event_notifier-posix.c"]:
+        assert expected in files, expected
+
+
+@pytest.mark.parametrize("name,file,status", inventory())
+def test_inventory_entry(name, file, status):
+    path = TOP / file
+    assert status in ("ported", "dropped", "added"), status
+    if status in ("ported", "added"):
+        assert defined_in(name, path), f"{name} is not defined in {file}"
+    else:
+        assert not defined_in(name, path), f"{name} is listed as dropped but defined in {file}"
+
+
+def test_aio_posix_order_follows_upstream():
+    """Functions of the seed keep their upstream order in aio-posix.c."""
+    seed_order = [n for n, f, s in inventory() if f == "Modules/aio-posix.c" and s == "ported"]
+    text = (MODULES / "aio-posix.c").read_text()
+    positions = []
+    for name in seed_order:
+        m = re.search(r"^(?:[A-Za-z_][\w \t\*]*[\s\*])?%s\s*\(" % re.escape(name), text, re.M)
+        assert m, name
+        positions.append(m.start())
+    assert positions == sorted(positions)
+
+
+@pytest.mark.parametrize("path", PORT_FILES, ids=lambda p: p.name)
+def test_port_file_has_no_python(path):
+    text = path.read_text()
+    assert "Python.h" not in text
+    assert "PyObject" not in text
+
+
+@pytest.mark.parametrize("path", PORT_FILES, ids=lambda p: p.name)
+def test_port_file_header_and_comments(path):
+    text = path.read_text()
+    head = text[:2500]
+    assert "GPL" in head and "Divergences: see Modules/PORTING.md" in head
+    # No // comments in port files (QEMU style); ignore "://" in URLs.
+    for lineno, line in enumerate(text.splitlines(), 1):
+        stripped = re.sub(r'"(?:\\.|[^"\\])*"', '""', line)
+        assert not re.search(r"(?<![:/])//", stripped), f"{path.name}:{lineno}: // comment"
+
+
+def test_divergences_are_tagged():
+    """Every port file that diverges says so with cevent: tags."""
+    for name in ["aio-posix.c", "async.c", "fdmon-io_uring.c", "qemu-timer.c"]:
+        assert "cevent:" in (MODULES / name).read_text(), name
