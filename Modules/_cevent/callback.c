@@ -189,5 +189,8 @@ void
 cev_bh_trampoline(void *opaque)
 {
     cev_record *rec = opaque;
+
+    /* Dequeued: an idle BH's callable is its object's again (GC). */
+    rec->loop_held = false;
     record_call_void(rec, rec->io_read);
 }

@@ -282,6 +282,11 @@ context_traverse(ContextObject *self, visitproc visit, void *arg)
         Py_VISIT((rec)->arg); \
     } while (0)
     for (cev_record *rec = self->records; rec != NULL; rec = rec->next) {
+        /* An idle BH's callable belongs to its BH object (module.h). */
+        if (rec->kind == CEV_REC_BH && rec->bh_obj != NULL &&
+            !rec->loop_held) {
+            continue;
+        }
         VISIT_RECORD(rec);
     }
 #undef VISIT_RECORD

@@ -96,6 +96,16 @@ typedef struct cev_record {
     PyObject *io_poll_end;
     PyObject *arg;                  /* the notifier for CEV_REC_NOTIFIER */
     struct PollerObject *native;    /* borrowed from io_poll when native */
+    /*
+     * CEV_REC_BH only (GIL): who owns the callable for the garbage
+     * collector.  While the BH object lives and the loop does not hold the
+     * BH (not scheduled), the object owns it (bh_traverse visits it), so an
+     * idle BH referenced only by its own callback is collectable.  Once the
+     * BH is scheduled (loop_held) or the object is gone (bh_obj NULL), the
+     * context owns it (context_traverse).  Both change only under the GIL.
+     */
+    struct BHObject *bh_obj;
+    bool loop_held;
 } cev_record;
 
 /* Create a record linked into @ctx's registry.  GIL held. */
@@ -164,9 +174,17 @@ typedef struct BHObject {
     PyObject_HEAD
     ContextObject *context;         /* strong; NULL after clear */
     QEMUBH *bh;                     /* NULL once deleted or closed */
+    cev_record *rec;                /* the BH's record while bh != NULL */
     struct BHObject *prev;          /* context->bhs links (borrowed) */
     struct BHObject *next;
     PyObject *weakreflist;
+    /*
+     * Added by bhobject.c: schedule() calls from other threads that are
+     * inside qemu_bh_schedule() with the GIL released.  While it is
+     * non-zero the QEMUBH must not be freed, so delete()/close() leave
+     * the qemu_bh_delete() to the last of them (GIL held).
+     */
+    int schedulers;
 } BHObject;
 
 /* Create a BH object for @callable.  GIL held; context open. */

@@ -48,6 +48,8 @@
              ((next_var) = qatomic_rcu_read(&(var)->field.le_next), 1); \
          (var) = (next_var))
 
+/* cevent: added for fdmon-io_uring.c (upstream has it in this header) */
+#define QSLIST_EMPTY_RCU(head) (qatomic_read(&(head)->slh_first) == NULL)
 #define QSLIST_FIRST_RCU(head) (qatomic_rcu_read(&(head)->slh_first))
 #define QSLIST_NEXT_RCU(elm, field) (qatomic_rcu_read(&(elm)->field.sle_next))
 

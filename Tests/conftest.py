@@ -1,0 +1,135 @@
+"""Fixtures and hooks shared by the cevent test-suite.
+
+* ``backend``: parametrised over ``cevent.backends()`` (ids = names), so
+  every test that uses it (directly or through ``ctx``) runs once per fd
+  monitor usable here.
+* ``ctx``: a fresh ``AioContext(backend)``, closed at teardown, followed by
+  ``gc.collect()``.
+* ``unraisable``: collects ``sys.unraisablehook`` calls for tests that
+  expect them (an unexpected one fails the test: pytest turns it into a
+  warning, and warnings are errors here).
+* A watchdog (``faulthandler.dump_traceback_later``) around each test turns
+  a hang into a traceback and a failed worker instead of a lost run.  The
+  budget is ``WATCHDOG_S`` (``SLOW_WATCHDOG_S`` for tests marked ``slow``)
+  times ``CEVENT_TEST_TIMEOUT_MULTIPLIER``.
+
+``cevent`` is imported lazily so that tests which do not need the extension
+(e.g. the source checks) still run while it does not build.
+"""
+
+import faulthandler
+import gc
+import os
+import sys
+
+import pytest
+
+# Same as support.MULTIPLIER; read here without importing support, which
+# imports cevent.
+MULTIPLIER = float(os.environ.get("CEVENT_TEST_TIMEOUT_MULTIPLIER") or 1)
+
+WATCHDOG_S = 120
+SLOW_WATCHDOG_S = 900
+
+# A copy of the real stderr for the watchdog: fd 2 itself may be a capture
+# file that is lost when the watchdog ends the process.
+_watchdog_fd = None
+
+
+def pytest_configure(config):
+    global _watchdog_fd
+    if _watchdog_fd is None:
+        _watchdog_fd = os.dup(2)
+    config.addinivalue_line(
+        "markers", "valgrind: subset run under valgrind memcheck")
+    config.addinivalue_line("markers", "slow: long-running")
+
+
+def pytest_generate_tests(metafunc):
+    if "backend" in metafunc.fixturenames:
+        import cevent
+
+        names = tuple(cevent.backends())
+        metafunc.parametrize("backend", names, ids=list(names),
+                             indirect=True)
+
+
+@pytest.fixture
+def backend(request):
+    """The name of one fd monitor from ``cevent.backends()``."""
+    return request.param
+
+
+@pytest.fixture
+def ctx(backend):
+    """A fresh AioContext on ``backend``; closed at teardown."""
+    import cevent
+
+    context = cevent.AioContext(backend)
+    yield context
+    context.close()
+    del context
+    gc.collect()
+
+
+class UnraisableCollector:
+    """Records ``sys.unraisablehook`` calls (exc_type, exc_value, object,
+    err_msg) instead of letting pytest report them.  Installed for the whole
+    test; ``with unraisable:`` re-installs it around a block (for pytest
+    versions that swap the hook during the test call)."""
+
+    def __init__(self):
+        self.calls = []
+        self._saved = []
+
+    def _hook(self, args):
+        self.calls.append(_UnraisableRecord(args))
+
+    def install(self):
+        self._saved.append(sys.unraisablehook)
+        sys.unraisablehook = self._hook
+
+    def uninstall(self):
+        sys.unraisablehook = self._saved.pop()
+
+    def __enter__(self):
+        self.install()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.uninstall()
+
+    @property
+    def exceptions(self):
+        return [call.exc_value for call in self.calls]
+
+
+class _UnraisableRecord:
+    __slots__ = ("exc_type", "exc_value", "object", "err_msg")
+
+    def __init__(self, args):
+        self.exc_type = args.exc_type
+        self.exc_value = args.exc_value
+        self.object = args.object
+        self.err_msg = args.err_msg
+
+
+@pytest.fixture
+def unraisable():
+    collector = UnraisableCollector()
+    collector.install()
+    try:
+        yield collector
+    finally:
+        collector.uninstall()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    budget = SLOW_WATCHDOG_S if item.get_closest_marker("slow") else WATCHDOG_S
+    faulthandler.dump_traceback_later(budget * MULTIPLIER, exit=True,
+                                      file=_watchdog_fd)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
