@@ -6,6 +6,10 @@ extension module and the environment-driven build switches:
   CEVENT_WERROR=1        add -Werror
   CEVENT_DEBUG=1         -O0 -g3, assertions on, CEVENT_DEBUG and
                          CEVENT_FAULT_INJECTION defined
+  CEVENT_FAULT_INJECTION=1
+                         define CEVENT_FAULT_INJECTION only: the private
+                         test hook cevent._cevent._fault_inject() (used by
+                         Tests/test_faults.py); never set for releases
   CEVENT_SANITIZE=LIST   -fsanitize=LIST (e.g. "address,undefined" or
                          "thread") on compile and link
   CEVENT_IO_URING=0|1    0: build without io_uring; 1: require liburing and
@@ -46,6 +50,7 @@ def _io_uring_mode():
 
 WERROR = _env_flag("CEVENT_WERROR")
 DEBUG = _env_flag("CEVENT_DEBUG")
+FAULT_INJECTION = _env_flag("CEVENT_FAULT_INJECTION") or DEBUG
 SANITIZE = os.environ.get("CEVENT_SANITIZE", "").strip()
 IO_URING = _io_uring_mode()
 
@@ -65,7 +70,9 @@ if WERROR:
     extra_compile_args.append("-Werror")
 if DEBUG:
     extra_compile_args += ["-O0", "-g3", "-UNDEBUG"]
-    define_macros += [("CEVENT_DEBUG", "1"), ("CEVENT_FAULT_INJECTION", "1")]
+    define_macros += [("CEVENT_DEBUG", "1")]
+if FAULT_INJECTION:
+    define_macros += [("CEVENT_FAULT_INJECTION", "1")]
 if SANITIZE:
     san = [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer",
            "-fno-sanitize-recover=all"]

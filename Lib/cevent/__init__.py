@@ -32,7 +32,7 @@ from ._iothread import IOThread
 # asyncio face (new_event_loop, EventLoopPolicy, Loop, run): see issue 8.
 
 
-def get_include():
+def get_include() -> str:
     """Return the directory that holds ``cevent.h``, for C extensions that
     use cevent's C API (``CEvent_Import()``)."""
     return _os.path.join(_os.path.dirname(_os.path.abspath(__file__)),

@@ -9,6 +9,8 @@ for the benchmarks.
 import socket
 import sys
 import time
+from collections.abc import Sequence
+from typing import TextIO
 
 import cevent
 
@@ -27,12 +29,12 @@ BH_CHAIN = 100_000
 TIMERS = 1_000
 
 
-def _usage(out):
+def _usage(out: TextIO) -> None:
     print("usage: python -m cevent          info and a short demo\n"
           "       python -m cevent bench    benchmarks", file=out)
 
 
-def _decode_features(bits):
+def _decode_features(bits: int) -> list[str]:
     names = [name for i, name in enumerate(_IORING_FEATURES) if bits >> i & 1]
     unknown = bits & ~((1 << len(_IORING_FEATURES)) - 1)
     if unknown:
@@ -40,7 +42,7 @@ def _decode_features(bits):
     return names
 
 
-def print_info():
+def print_info() -> None:
     print(f"cevent {cevent.__version__} on Python {sys.version.split()[0]}")
     print(f"backends: {', '.join(cevent.backends())}")
     for name, reason in cevent.unavailable_backends().items():
@@ -59,31 +61,33 @@ def print_info():
                   "IORING_FEAT_NO_IOWAIT, Linux 6.15+)")
     with cevent.AioContext() as ctx:
         print(f"default backend: {ctx.backend}")
-        print(f"counters (AioContext.stats()): {', '.join(sorted(ctx.stats()))}")
+        counters = ", ".join(sorted(ctx.stats()))
+        print(f"counters (AioContext.stats()): {counters}")
 
 
-def _rate(count, seconds):
+def _rate(count: int, seconds: float) -> str:
     if seconds <= 0:
         return "n/a"
     per_s = count / seconds
     return f"{per_s:,.0f}/s ({seconds * 1e9 / count:,.0f} ns each)"
 
 
-def demo_ping_pong(ctx, rounds=PING_PONG_ROUNDS):
+def demo_ping_pong(ctx: cevent.AioContext,
+                   rounds: int = PING_PONG_ROUNDS) -> float:
     """One byte bouncing between the two ends of a socketpair."""
     a, b = socket.socketpair()
     a.setblocking(False)
     b.setblocking(False)
     done = 0
 
-    def on_a():
+    def on_a() -> None:
         nonlocal done
         a.recv(1)
         done += 1
         if done < rounds:
             a.send(b"x")
 
-    def on_b():
+    def on_b() -> None:
         b.recv(1)
         b.send(b"x")
 
@@ -103,15 +107,16 @@ def demo_ping_pong(ctx, rounds=PING_PONG_ROUNDS):
     return elapsed
 
 
-def demo_bh_chain(ctx, length=BH_CHAIN):
+def demo_bh_chain(ctx: cevent.AioContext, length: int = BH_CHAIN) -> float:
     """A BH that reschedules itself from its own callback."""
     done = 0
-    bh = None
+    bh: cevent.BH | None = None
 
-    def step():
+    def step() -> None:
         nonlocal done
         done += 1
         if done < length:
+            assert bh is not None
             bh.schedule()
 
     bh = ctx.bh_new(step)
@@ -126,11 +131,11 @@ def demo_bh_chain(ctx, length=BH_CHAIN):
     return elapsed
 
 
-def demo_timers(ctx, count=TIMERS):
+def demo_timers(ctx: cevent.AioContext, count: int = TIMERS) -> float:
     """count timers on CLOCK_VIRTUAL, 1 ns apart, fired by one clock step."""
     fired = 0
 
-    def on_timer():
+    def on_timer() -> None:
         nonlocal fired
         fired += 1
 
@@ -151,7 +156,7 @@ def demo_timers(ctx, count=TIMERS):
     return elapsed
 
 
-def run_demo():
+def run_demo() -> None:
     print()
     print("demo (a smoke run that shows the loop working, not a benchmark; "
           "see `python -m cevent bench`):")
@@ -169,7 +174,7 @@ def run_demo():
               f"{_rate(TIMERS, tm)}")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if not args:
         print_info()

@@ -2,6 +2,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, Self, final
 
+from _typeshed import FileDescriptorLike
+from typing_extensions import disjoint_base
+
 CLOCK_REALTIME: Final[int]
 CLOCK_VIRTUAL: Final[int]
 CLOCK_HOST: Final[int]
@@ -20,9 +23,6 @@ def _live_counts() -> dict[str, int]: ...
 
 _Callback = Callable[[], object]
 _NotifierCallback = Callable[[EventNotifier], object]
-
-class _FileDescriptorLike:
-    def fileno(self) -> int: ...
 
 @final
 class AioContext:
@@ -45,7 +45,7 @@ class AioContext:
     def aio_max_batch(self) -> int: ...
     def set_fd_handler(
         self,
-        fd: int | _FileDescriptorLike,
+        fd: FileDescriptorLike,
         io_read: _Callback | None = None,
         io_write: _Callback | None = None,
         io_poll: _Callback | Poller | None = None,
@@ -148,6 +148,7 @@ class LockCnt:
     @property
     def count(self) -> int: ...
 
+@disjoint_base
 class Poller:
     def check(self) -> bool: ...
     @property

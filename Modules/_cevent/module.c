@@ -12,6 +12,21 @@
 
 /* ---- backends -------------------------------------------------------- */
 
+/* Append a new str to @list.  0 or -1. */
+static int
+append_str(PyObject *list, const char *value)
+{
+    PyObject *str = PyUnicode_FromString(value);
+    int ret;
+
+    if (str == NULL) {
+        return -1;
+    }
+    ret = PyList_Append(list, str);
+    Py_DECREF(str);
+    return ret;
+}
+
 /*
  * Which fd monitors work in this process on this kernel.  io_uring is
  * probed by really creating a context on it, so sysctls, seccomp filters
@@ -34,7 +49,7 @@ probe_backends(cevent_state *state)
     ctx = aio_context_new_full(AIO_FDMON_IO_URING, &err);
     if (ctx != NULL) {
         aio_context_unref(ctx);
-        if (PyList_Append(usable, PyUnicode_FromString("io_uring")) < 0) {
+        if (append_str(usable, "io_uring") < 0) {
             goto error;
         }
     }
@@ -52,7 +67,7 @@ probe_backends(cevent_state *state)
     fd = epoll_create1(EPOLL_CLOEXEC);
     if (fd >= 0) {
         close(fd);
-        if (PyList_Append(usable, PyUnicode_FromString("epoll")) < 0) {
+        if (append_str(usable, "epoll") < 0) {
             goto error;
         }
     }
@@ -66,7 +81,7 @@ probe_backends(cevent_state *state)
         Py_DECREF(reason);
     }
 
-    if (PyList_Append(usable, PyUnicode_FromString("poll")) < 0) {
+    if (append_str(usable, "poll") < 0) {
         goto error;
     }
 
@@ -110,21 +125,15 @@ PyDoc_STRVAR(clock_ns_doc,
 "The current time of clock, in ns.");
 
 static PyObject *
-cevent_clock_ns(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+cevent_clock_ns(PyObject *module, PyObject *args, PyObject *kwds)
 {
+    static char *kwlist[] = {"clock", NULL};
     int clock = QEMU_CLOCK_REALTIME;
 
     (void)module;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "clock_ns() takes at most 1 "
-                        "argument");
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i:clock_ns", kwlist,
+                                     &clock)) {
         return NULL;
-    }
-    if (nargs == 1) {
-        clock = PyLong_AsInt(args[0]);
-        if (clock == -1 && PyErr_Occurred()) {
-            return NULL;
-        }
     }
     if (clock != QEMU_CLOCK_REALTIME && clock != QEMU_CLOCK_VIRTUAL &&
         clock != QEMU_CLOCK_HOST) {
@@ -162,7 +171,8 @@ static PyMethodDef cevent_methods[] = {
     {"backends", cevent_backends, METH_NOARGS, backends_doc},
     {"unavailable_backends", cevent_unavailable_backends, METH_NOARGS,
      unavailable_backends_doc},
-    {"clock_ns", CEV_METH(cevent_clock_ns), METH_FASTCALL, clock_ns_doc},
+    {"clock_ns", CEV_METH(cevent_clock_ns), METH_VARARGS | METH_KEYWORDS,
+     clock_ns_doc},
     {"clock_step", cevent_clock_step, METH_O, clock_step_doc},
     {"_live_counts", cevent_live_counts, METH_NOARGS, live_counts_doc},
     {NULL, NULL, 0, NULL}

@@ -20,7 +20,31 @@
  * Lifetimes: what a consumer registers on a context (fd handlers, BHs,
  * timers) must be removed, deleted or freed before the Python AioContext
  * is closed or collected; keep a reference to the AioContext object for as
- * long as you use its CEvent_Context.
+ * long as you use its CEvent_Context.  In detail:
+ *
+ *   - fd handlers: remove them (set_fd_handler with io_read, io_write and
+ *     io_poll all NULL).  cevent never frees or touches the opaque of a C
+ *     handler; it is the consumer's.  A removal made from the home thread
+ *     outside poll() lets the consumer free the opaque at once; after a
+ *     removal made from another thread, the home thread may still be
+ *     inside a callback or the busy-poll spin of the old registration, so
+ *     keep the opaque alive until that thread has completed one more
+ *     iteration (e.g. until a BH scheduled after the removal has run).
+ *   - BHs: bh_delete() each one.  A deleted BH never runs again and is
+ *     freed by the loop, or by close(); the BH pointer must not be used
+ *     after bh_delete().  Oneshot BHs free themselves; one still queued
+ *     when the context closes is dropped without running.
+ *   - timers: timer_free() each one, armed or not, before the context is
+ *     closed.  close() frees the context's timer lists: an armed C timer
+ *     then trips an assertion (debug builds) or is left pointing into
+ *     freed memory (release builds), and a later timer_mod_ns(),
+ *     timer_del() or timer_free() on any timer of that context is a
+ *     use-after-free.  This differs from cevent.Timer objects, which
+ *     close() detaches by itself.
+ *
+ * Threads: the CEvent_Context is only a pointer; calls from other threads
+ * must be finished before the context is closed (the Python object's
+ * home thread closes it, and nothing synchronizes with those calls).
  *
  * Callbacks (CEvent_IOHandler, CEvent_AioPollFn, CEvent_BHFunc,
  * CEvent_TimerCB) run on the context's home thread from inside
@@ -40,7 +64,18 @@ extern "C" {
 #endif
 
 #define CEVENT_CAPSULE_NAME "cevent._cevent._C_API"
+
+/*
+ * The ABI version this header describes.  A consumer may define
+ * CEVENT_ABI_VERSION before including this header (cevent's own tests do,
+ * to check the mismatch error of CEvent_Import()); the provider never
+ * does, so the capsule always carries the header's version.
+ */
+#ifndef CEVENT_ABI_VERSION
 #define CEVENT_ABI_VERSION 1
+#elif defined(CEVENT_PROVIDER)
+#error "the provider (cevent._cevent) must not override CEVENT_ABI_VERSION"
+#endif
 
 /* Opaque: QEMU's AioContext, QEMUBH and QEMUTimer. */
 typedef struct CEvent_Context CEvent_Context;
@@ -62,17 +97,35 @@ typedef struct {
     unsigned int abi_version;   /* CEVENT_ABI_VERSION */
     unsigned int struct_size;   /* sizeof(CEvent_CAPI) of the provider */
 
+    /* ---- the context ---- */
+
     /*
-     * The CEvent_Context of a cevent.AioContext.  GIL required.  Returns
-     * NULL with TypeError (not an AioContext) or ValueError (closed) set.
-     * Borrowed: valid while the AioContext object is open.
+     * The CEvent_Context of a cevent.AioContext.  GIL required; any
+     * thread.  Returns NULL with TypeError (not an AioContext) or
+     * ValueError (closed) set.  Borrowed: valid while the AioContext
+     * object is open; the caller keeps a reference to the object.
      */
     CEvent_Context *(*Context_AsContext)(PyObject *obj);
 
+    /* ---- C-level fd handlers ---- */
+
     /*
-     * aio_set_fd_handler.  Any thread; no GIL needed.  All of io_read,
-     * io_write and io_poll NULL removes the handler.  io_poll without
-     * io_poll_ready is ignored, as in QEMU.
+     * aio_set_fd_handler.  Any thread; no GIL needed (the GIL may be held
+     * or not).  All of io_read, io_write and io_poll NULL removes the
+     * handler of fd (no error if there is none).  io_poll without
+     * io_poll_ready is ignored, as in QEMU.  A registration replaces any
+     * earlier one of fd, Python or C.  The opaque stays the caller's (see
+     * Lifetimes above).
+     *
+     * io_read, io_write and io_poll_ready run on the home thread inside
+     * poll(), with the GIL held.  io_poll runs in the busy-poll spin,
+     * usually WITHOUT the GIL (the GIL is kept only while a Python io_poll
+     * is registered on the same context): it must not touch Python
+     * objects, must not block, and should take tens of nanoseconds.
+     * io_poll returning true runs io_poll_ready; the fd becoming ready
+     * while the loop waits on it runs io_read/io_write.  Since polling is
+     * adaptive (and off by default), a poller whose producer never makes
+     * the fd ready can be missed until the next wake-up.
      */
     void (*set_fd_handler)(CEvent_Context *ctx, int fd,
                            CEvent_IOHandler *io_read,
@@ -81,32 +134,53 @@ typedef struct {
                            CEvent_IOHandler *io_poll_ready,
                            void *opaque);
 
-    /* aio_bh_new: no GIL needed; any thread. */
+    /* ---- bottom halves; cb runs on the home thread with the GIL ---- */
+
+    /* aio_bh_new: any thread, no GIL needed.  Never NULL. */
     CEvent_BH *(*bh_new)(CEvent_Context *ctx, CEvent_BHFunc *cb,
                          void *opaque);
     /* qemu_bh_schedule: any thread, no GIL needed, async-signal-unsafe. */
     void (*bh_schedule)(CEvent_BH *bh);
-    /* qemu_bh_cancel: any thread (racy against the loop, as QEMU). */
+    /* qemu_bh_cancel: any thread, no GIL needed (racy against the loop
+     * when called off the home thread, as in QEMU). */
     void (*bh_cancel)(CEvent_BH *bh);
-    /* qemu_bh_delete: any thread; the BH is freed by the loop later. */
+    /* qemu_bh_delete: any thread, no GIL needed.  The BH will not run
+     * again; the loop frees it later (or close() does).  Do not use the
+     * pointer afterwards. */
     void (*bh_delete)(CEvent_BH *bh);
-    /* aio_bh_schedule_oneshot: any thread, no GIL needed. */
+    /* aio_bh_schedule_oneshot: any thread, no GIL needed.  cb(opaque)
+     * runs once; the BH frees itself. */
     void (*bh_schedule_oneshot)(CEvent_Context *ctx, CEvent_BHFunc *cb,
                                 void *opaque);
 
-    /* aio_timer_new: clock is CEVENT_CLOCK_*, scale ns per unit (> 0). */
+    /* ---- timers; cb runs on the home thread with the GIL ---- */
+
+    /*
+     * aio_timer_new: any thread, no GIL needed.  clock is CEVENT_CLOCK_*,
+     * scale the ns per unit (> 0).  Returns NULL (no exception set) for a
+     * bad clock or scale.  The timer is not armed; timer_free() it before
+     * the context is closed (see Lifetimes above).
+     */
     CEvent_Timer *(*timer_new)(CEvent_Context *ctx, int clock, int scale,
                                CEvent_TimerCB *cb, void *opaque);
-    /* timer_mod_ns (absolute ns on the timer's clock): any thread. */
+    /* timer_mod_ns (absolute ns on the timer's clock, whatever its scale):
+     * any thread, no GIL needed; wakes the loop when the deadline moves
+     * earlier. */
     void (*timer_mod_ns)(CEvent_Timer *ts, int64_t expire_time_ns);
-    /* timer_del: any thread. */
+    /* timer_del: disarm (it can be armed again).  Any thread, no GIL. */
     void (*timer_del)(CEvent_Timer *ts);
-    /* timer_free: disarm and free; the owner's thread. */
+    /* timer_free: disarm and free; NULL is a no-op.  No GIL needed; call
+     * it where no other thread can still use the timer (not from its own
+     * callback). */
     void (*timer_free)(CEvent_Timer *ts);
-    /* qemu_clock_get_ns: any thread. */
+    /* qemu_clock_get_ns: any thread, no GIL needed; -1 for a bad clock.
+     * CEVENT_CLOCK_VIRTUAL is cevent.clock_ns(cevent.CLOCK_VIRTUAL). */
     int64_t (*clock_get_ns)(int clock);
 
-    /* aio_notify: any thread, no GIL needed. */
+    /* ---- wake-up ---- */
+
+    /* aio_notify: make a blocked or spinning poll() return.  Any thread,
+     * no GIL needed, async-signal-unsafe. */
     void (*notify)(CEvent_Context *ctx);
 } CEvent_CAPI;
 
@@ -114,8 +188,11 @@ typedef struct {
 /* Each translation unit that uses the API keeps its own pointer. */
 static const CEvent_CAPI *CEvent_API = NULL;
 
-/* Import cevent's C API.  GIL required.  0 on success, -1 with
- * ImportError set. */
+/*
+ * Import cevent's C API.  GIL required.  0 on success, -1 with ImportError
+ * set (or the error of importing cevent itself).  The message of a version
+ * mismatch names both versions.
+ */
 static inline int
 CEvent_Import(void)
 {
@@ -129,6 +206,8 @@ CEvent_Import(void)
     capsule = PyObject_GetAttrString(module, "_C_API");
     Py_DECREF(module);
     if (capsule == NULL) {
+        PyErr_SetString(PyExc_ImportError,
+                        "cevent._cevent has no _C_API capsule");
         return -1;
     }
     if (!PyCapsule_CheckExact(capsule)) {
@@ -141,6 +220,9 @@ CEvent_Import(void)
                                                     CEVENT_CAPSULE_NAME);
     Py_DECREF(capsule);
     if (api == NULL) {
+        PyErr_SetString(PyExc_ImportError,
+                        "cevent._cevent._C_API is not named "
+                        CEVENT_CAPSULE_NAME);
         return -1;
     }
     if (api->abi_version != CEVENT_ABI_VERSION ||
@@ -148,8 +230,8 @@ CEvent_Import(void)
         PyErr_Format(PyExc_ImportError,
                      "cevent C API mismatch: this module was built against "
                      "ABI version %d (struct size %zu), the installed "
-                     "cevent provides version %u (struct size %u)",
-                     CEVENT_ABI_VERSION, sizeof(CEvent_CAPI),
+                     "cevent provides ABI version %u (struct size %u)",
+                     (int)CEVENT_ABI_VERSION, sizeof(CEvent_CAPI),
                      api->abi_version, api->struct_size);
         return -1;
     }
