@@ -44,6 +44,13 @@ ensure_system_packages() {
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v "${CC:-cc}" >/dev/null 2>&1 || missing+=(gcc)
+    # Debian's own python3 needs these for venvs and for building extensions.
+    local python=${PYTHON:-python3}
+    if command -v "$python" >/dev/null 2>&1; then
+        "$python" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+        "$python" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+            >/dev/null 2>&1 || missing+=(python3-dev)
+    fi
     [[ ${#missing[@]} -eq 0 ]] && return 0
 
     if [[ ${CEVENT_SKIP_APT:-0} == 1 ]] || ! command -v apt-get >/dev/null 2>&1; then
@@ -136,6 +143,9 @@ cmd_demo() {
 }
 
 cmd_test() {
+    # The private fault-injection hook (Tests/test_faults.py); never in a
+    # release build.
+    export CEVENT_FAULT_INJECTION=${CEVENT_FAULT_INJECTION:-1}
     setup test
     say "backends"
     "$PY" -c 'import cevent; print("backends:", cevent.backends()); print("unavailable:", cevent.unavailable_backends())'

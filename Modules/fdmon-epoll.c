@@ -12,8 +12,39 @@
 #include <sys/epoll.h>
 #include "qemu/rcu_queue.h"
 #include "aio-posix.h"
+#include "qemu/fault-injection.h" /* cevent: fault injection */
+
+#ifdef CEVENT_FAULT_INJECTION
+/* cevent: fault injection: test knobs, see qemu/fault-injection.h */
+int cevent_fault_epoll_create_errno;
+int cevent_fault_epoll_ctl_countdown;
+int cevent_fault_epoll_ctl_errno;
+#endif
 
 #ifdef CONFIG_EPOLL_CREATE1
+
+#ifdef CEVENT_FAULT_INJECTION
+/* cevent: fault injection: every epoll_ctl() of this file goes through here */
+static int fault_epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+    int n = qatomic_read(&cevent_fault_epoll_ctl_countdown);
+
+    while (n > 0) {
+        int seen = qatomic_cmpxchg(&cevent_fault_epoll_ctl_countdown, n, n - 1);
+        if (seen == n) {
+            if (n == 1) {
+                int err = qatomic_read(&cevent_fault_epoll_ctl_errno);
+                errno = err ? err : EPERM;
+                return -1;
+            }
+            break;
+        }
+        n = seen;
+    }
+    return epoll_ctl(epfd, op, fd, event);
+}
+#define epoll_ctl fault_epoll_ctl
+#endif
 
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(x) (sizeof(x) / sizeof((x)[0]))
@@ -181,6 +212,18 @@ bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd)
 
 void fdmon_epoll_setup(AioContext *ctx)
 {
+#ifdef CEVENT_FAULT_INJECTION
+    /* cevent: fault injection: pretend epoll_create1() failed */
+    int fault = qatomic_read(&cevent_fault_epoll_create_errno);
+
+    if (fault) {
+        ctx->epollfd = -1;
+        fprintf(stderr, "cevent: epoll_create1: %s; staying with poll(2)\n",
+                strerror(fault));
+        errno = fault; /* for aio_context_new_full() */
+        return;
+    }
+#endif
     ctx->epollfd = epoll_create1(EPOLL_CLOEXEC);
     if (ctx->epollfd == -1) {
         fprintf(stderr, "cevent: epoll_create1: %s; staying with poll(2)\n",

@@ -84,9 +84,10 @@ enum {
 
     /*
      * cevent: the kernel holds no POLL_ADD for this handler any more, so
-     * when fill_sq_ring() dequeues it (only a removal enqueues a handler
-     * that already exists) it goes straight to ctx->deleted_aio_handlers
-     * with no sqe.  Set by process_cqe() when a removal raced with the
+     * when fill_sq_ring() dequeues it (a removal enqueued it: the only
+     * other reason to enqueue an existing handler, a re-arm, is never
+     * combined with this flag) it goes straight to
+     * ctx->deleted_aio_handlers with no sqe.  Set by process_cqe() when a removal raced with the
      * completion, or when the handler was not re-armed (closed fd).
      */
     FDMON_IO_URING_DELETE   = (1 << 3),
@@ -322,8 +323,9 @@ static bool process_cqe(AioContext *ctx,
          * ties requests to their submitter), e.g. when another thread now
          * runs the loop.  Re-arm from this thread, silently: a level
          * triggered POLL_ADD reports the fd again if it is ready.
+         * (cevent: through submit_list, see the re-arm below.)
          */
-        add_poll_add_sqe(ctx, node);
+        enqueue(&ctx->submit_list, node, FDMON_IO_URING_ADD);
         return false;
     }
     if (cqe->res < 0) {
@@ -345,8 +347,20 @@ static bool process_cqe(AioContext *ctx,
         return true;
     }
 
-    /* POLL_ADD fires only once: arm it again */
-    add_poll_add_sqe(ctx, node);
+    /*
+     * POLL_ADD fires only once: arm it again.
+     *
+     * cevent: upstream puts the re-arm sqe in the sq ring right here.
+     * With more than FDMON_IO_URING_ENTRIES ready handlers, get_sqe() then
+     * submits while the cq ring is still being reaped and before the
+     * handlers ran, so the re-arms of fds that are still ready complete at
+     * once: they are reaped again in this same loop (and re-armed again),
+     * or land after the handler drained its fd and report it ready when it
+     * is not, and a handler can end up with two POLL_ADDs in flight.
+     * Queue the re-arm on submit_list instead: fill_sq_ring() turns it
+     * into an sqe at the next wait, after the handlers ran.
+     */
+    enqueue(&ctx->submit_list, node, FDMON_IO_URING_ADD);
     return true;
 }
 
@@ -367,6 +381,29 @@ static int process_cq_ring(AioContext *ctx, AioHandlerList *ready_list)
     }
 
     io_uring_cq_advance(ring, num_cqes);
+
+    /*
+     * cevent: completions that did not fit in the cq ring (more than
+     * twice FDMON_IO_URING_ENTRIES at once: many ready fds, or many
+     * handler changes between two waits) wait in the kernel until the
+     * ring is entered again.  Upstream leaves them there, and a
+     * non-blocking aio_poll() never enters the kernel for them, so those
+     * events (and the retirement of removed handlers) could be held back
+     * indefinitely.  Flush and reap them now.
+     */
+    while (num_cqes && io_uring_cq_has_overflow(ring)) {
+        if (io_uring_get_events(ring) < 0) {
+            break;
+        }
+        num_cqes = 0;
+        io_uring_for_each_cqe(ring, head, cqe) {
+            if (process_cqe(ctx, ready_list, cqe)) {
+                num_ready++;
+            }
+            num_cqes++;
+        }
+        io_uring_cq_advance(ring, num_cqes);
+    }
     return num_ready;
 }
 
@@ -441,6 +478,11 @@ static bool fdmon_io_uring_need_wait(AioContext *ctx)
 {
     /* Completions waiting to be processed? */
     if (io_uring_cq_ready(&ctx->fdmon_io_uring)) {
+        return true;
+    }
+
+    /* cevent: or waiting in the kernel for room in the cq ring? */
+    if (io_uring_cq_has_overflow(&ctx->fdmon_io_uring)) {
         return true;
     }
 

@@ -36,6 +36,38 @@ SLOW_WATCHDOG_S = 900
 _watchdog_fd = None
 
 
+def _register_hypothesis_profiles():
+    """Hypothesis profiles for the model-based test (test_model.py):
+
+    * "ci" (default): short sequences, enough examples that the total over
+      all backends is at least 10,000 (test_model raises max_examples to
+      that when fewer backends are available); about a minute on 2 cores.
+    * "long" (CEVENT_HYPOTHESIS_PROFILE=long): 20,000 sequences of up to 50
+      steps per backend, for soak runs outside CI.
+
+    Both: no deadline (timing varies under sanitizers), no example
+    database (no .hypothesis directory), random seeds, and a failure
+    prints the falsifying steps and a reproduction blob.
+    """
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:
+        return
+    common = dict(deadline=None, database=None, derandomize=False,
+                  print_blob=True,
+                  suppress_health_check=[HealthCheck.too_slow,
+                                         HealthCheck.filter_too_much,
+                                         HealthCheck.data_too_large])
+    settings.register_profile("ci", max_examples=3400,
+                              stateful_step_count=20, **common)
+    settings.register_profile("long", max_examples=20_000,
+                              stateful_step_count=50, **common)
+    settings.load_profile(os.environ.get("CEVENT_HYPOTHESIS_PROFILE") or "ci")
+
+
+_register_hypothesis_profiles()
+
+
 def pytest_configure(config):
     global _watchdog_fd
     if _watchdog_fd is None:

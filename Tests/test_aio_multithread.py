@@ -21,7 +21,6 @@ import random
 import threading
 import time
 
-import pytest
 
 import cevent
 from support import scaled

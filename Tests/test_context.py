@@ -4,7 +4,6 @@
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 
@@ -12,7 +11,6 @@ import pytest
 
 import cevent
 from support import (
-    MULTIPLIER,
     NS_PER_MS,
     Counter,
     drain,

@@ -9,7 +9,6 @@ context's thread-safe calls (``bh_schedule_oneshot``, ``BH.schedule``,
 import atexit
 import itertools
 import operator
-import sys
 import threading
 import weakref
 

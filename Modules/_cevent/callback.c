@@ -18,10 +18,33 @@
 
 Py_ssize_t cev_live_records = 0;
 
+#ifdef CEVENT_FAULT_INJECTION
+/*
+ * Fault injection (test builds only): N > 0 makes the Nth record
+ * allocation from now on fail, once.  Set by _fault_inject("record_alloc").
+ */
+int cev_fault_record_alloc;
+
+static bool
+fault_record_alloc(void)
+{
+    if (cev_fault_record_alloc > 0 && --cev_fault_record_alloc == 0) {
+        return true;
+    }
+    return false;
+}
+#endif
+
 cev_record *
 cev_record_new(ContextObject *ctx, cev_record_kind kind)
 {
-    cev_record *rec = PyMem_Calloc(1, sizeof(*rec));
+    cev_record *rec;
+
+#ifdef CEVENT_FAULT_INJECTION
+    rec = fault_record_alloc() ? NULL : PyMem_Calloc(1, sizeof(*rec));
+#else
+    rec = PyMem_Calloc(1, sizeof(*rec));
+#endif
     if (rec == NULL) {
         PyErr_NoMemory();
         return NULL;

@@ -10,15 +10,182 @@
 #include "qemu/rcu_queue.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <pythread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 Py_ssize_t cev_live_contexts = 0;
+
+/* ---- fork policy ------------------------------------------------------ */
+
+/*
+ * cevent fork policy (added by the reliability work, issue 5): a context
+ * belongs to the process that created it.  In a fork child every method
+ * but close() raises RuntimeError (cev_context_check_open), and close()
+ * only releases the child's own copies: the kernel objects (eventfd,
+ * epoll set, io_uring ring) are shared with the parent, so the child must
+ * never write, EPOLL_CTL_* or submit to them.
+ *
+ * To guarantee that even for paths that do not go through a method check
+ * (a BH or timer object of the context used in the child, a callback of an
+ * iteration the forking thread was running), the fork child handler below
+ * detaches every open context at once, before any Python code runs:
+ * - the context notifier's fds are replaced (dup3) by a private eventfd,
+ *   so aio_notify() in the child cannot wake the parent's loop;
+ * - the epoll fd (and the embedding fd of fileno()) are closed in the
+ *   child, the context falls back to poll(2), so no EPOLL_CTL_DEL of the
+ *   child reaches the parent's epoll set;
+ * - the io_uring ring is exited in the child (munmap + close of the
+ *   child's ring fd, no submission), which leaves the parent's ring and its
+ *   in-flight polls alone;
+ * - visits of threads that do not exist in the child (an IOThread blocked
+ *   in poll()) are forgotten: list_lock's counter and lock are reset and
+ *   the BH slices of their unfinished aio_bh_poll() are dropped, so that
+ *   close() can free everything else.
+ * Only the thread that called fork() survives; if it was itself polling
+ * the context (fork() from a callback), its iteration finishes normally.
+ */
+static pid_t cev_pid;                   /* this process */
+static ContextObject *cev_open_contexts; /* linked with fork_prev/next */
+static pthread_mutex_t cev_open_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool cev_atfork_registered;      /* GIL */
+
+static void
+context_atfork_prepare(void)
+{
+    pthread_mutex_lock(&cev_open_lock);
+}
+
+static void
+context_atfork_parent(void)
+{
+    pthread_mutex_unlock(&cev_open_lock);
+}
+
+/* Make @ctx's notifier private to this (child) process. */
+static void
+context_fork_private_notifier(AioContext *ctx)
+{
+    EventNotifier *e = &ctx->notifier;
+    int fd;
+
+    if (!e->initialized) {
+        return;
+    }
+    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) {
+        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    }
+    if (fd < 0) {
+        return;
+    }
+    (void)dup3(fd, e->rfd, O_CLOEXEC);
+    if (e->wfd != e->rfd) {
+        (void)dup3(fd, e->wfd, O_CLOEXEC);
+    }
+    close(fd);
+}
+
+/* Runs in the child inside fork(): C only, no Python API. */
+static void
+context_atfork_child(void)
+{
+    unsigned long me = PyThread_get_thread_ident();
+
+    cev_pid = getpid();
+    pthread_mutex_init(&cev_open_lock, NULL);
+    for (ContextObject *self = cev_open_contexts; self != NULL;
+         self = self->fork_next) {
+        AioContext *ctx = self->ctx;
+
+        if (ctx == NULL) {
+            continue;
+        }
+        context_fork_private_notifier(ctx);
+        if (ctx->gsource_fd >= 0) {
+            close(ctx->gsource_fd);
+            ctx->gsource_fd = -1;
+        }
+        if (ctx->epollfd >= 0) {
+            fdmon_epoll_disable(ctx);
+        }
+        if (self->poll_depth > 0 && self->home != me) {
+            /*
+             * The polling thread is gone: forget its visits.  BHs left in
+             * the slices of its unfinished aio_bh_poll() (only when it was
+             * inside a BH callback that released the GIL) are leaked.
+             */
+            QSIMPLEQ_INIT(&ctx->bh_slice_list);
+            qemu_lockcnt_init(&ctx->list_lock);
+            ctx->notify_me = 0;
+            self->poll_depth = 0;
+        }
+        if (self->poll_depth == 0) {
+            /* Not while the forking thread itself runs an iteration. */
+            fdmon_io_uring_destroy(ctx);
+        }
+    }
+}
+
+/* Link a new context into the process-wide list.  GIL held. */
+static void
+context_fork_link(ContextObject *self)
+{
+    if (!cev_atfork_registered) {
+        cev_pid = getpid();
+        if (pthread_atfork(context_atfork_prepare, context_atfork_parent,
+                           context_atfork_child) == 0) {
+            cev_atfork_registered = true;
+        }
+    }
+    self->owner_pid = cev_pid;
+    pthread_mutex_lock(&cev_open_lock);
+    self->fork_prev = NULL;
+    self->fork_next = cev_open_contexts;
+    if (cev_open_contexts != NULL) {
+        cev_open_contexts->fork_prev = self;
+    }
+    cev_open_contexts = self;
+    pthread_mutex_unlock(&cev_open_lock);
+}
+
+/* Unlink a closing context.  GIL held. */
+static void
+context_fork_unlink(ContextObject *self)
+{
+    pthread_mutex_lock(&cev_open_lock);
+    if (self->fork_prev != NULL) {
+        self->fork_prev->fork_next = self->fork_next;
+    }
+    else if (cev_open_contexts == self) {
+        cev_open_contexts = self->fork_next;
+    }
+    if (self->fork_next != NULL) {
+        self->fork_next->fork_prev = self->fork_prev;
+    }
+    self->fork_prev = self->fork_next = NULL;
+    pthread_mutex_unlock(&cev_open_lock);
+}
+
+/* Whether @self was created by another process (we are a fork child). */
+static inline bool
+context_forked(ContextObject *self)
+{
+    return self->owner_pid != cev_pid;
+}
 
 /* ---- shared helpers -------------------------------------------------- */
 
 int
 cev_context_check_open(ContextObject *self)
 {
+    if (context_forked(self)) {     /* fork policy, see above */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "AioContext was created in another process (fork); "
+                        "create a new one in the child");
+        return -1;
+    }
     if (self->ctx == NULL) {
         PyErr_SetString(PyExc_ValueError,
                         "I/O operation on closed AioContext");
@@ -123,7 +290,18 @@ static void *
 context_blocking_begin(AioContext *ctx, AioBlockingKind kind,
                        void *opaque)
 {
-    (void)opaque;
+    ContextObject *self = opaque;
+
+    if (kind == AIO_BLOCKING_WAIT && PyErr_CheckSignals() < 0) {
+        /*
+         * Signals (issue 5): one that arrived since Python last looked (in
+         * the spin, or in C code before the wait) would otherwise only be
+         * seen after the next event.  notify_me is raised here, so the
+         * notification makes the wait return at once.
+         */
+        cev_context_store_exception(self, NULL);
+        aio_notify(ctx);
+    }
     if (kind == AIO_BLOCKING_SPIN) {
         AioHandler *node;
 
@@ -144,13 +322,16 @@ context_blocking_end(AioContext *ctx, AioBlockingKind kind, void *token,
 {
     ContextObject *self = opaque;
 
-    (void)ctx;
     if (token != NULL) {
         PyEval_RestoreThread((PyThreadState *)token);
     }
-    if (kind == AIO_BLOCKING_WAIT && PyErr_CheckSignals() < 0) {
+    if (PyErr_CheckSignals() < 0) {
         /* A signal handler raised (KeyboardInterrupt): finish, then raise */
         cev_context_store_exception(self, NULL);
+        if (kind == AIO_BLOCKING_SPIN) {
+            /* Issue 5: and do not block in the wait that may follow. */
+            aio_notify(ctx);
+        }
     }
 }
 
@@ -230,6 +411,7 @@ context_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->ctx = ctx;
     aio_context_set_blocking_hooks(ctx, context_blocking_begin,
                                    context_blocking_end, self);
+    context_fork_link(self);        /* fork policy */
     cev_live_contexts++;
     return (PyObject *)self;
 }
@@ -253,6 +435,12 @@ context_close_impl(ContextObject *self)
                         "dispatch() is running");
         return -1;
     }
+    /*
+     * Fork policy: in a fork child, the child handler has already detached
+     * the context from the parent's kernel objects, so the teardown below
+     * only closes the child's own descriptors.
+     */
+    context_fork_unlink(self);
     self->ctx = NULL;
     cev_live_contexts--;
 

@@ -167,6 +167,87 @@ cevent_live_counts(PyObject *module, PyObject *Py_UNUSED(ignored))
                          "contexts", cev_live_contexts);
 }
 
+#ifdef CEVENT_FAULT_INJECTION
+/* ---- fault injection (test builds only) ------------------------------ */
+
+#include "qemu/fault-injection.h"
+
+/*
+ * Private test hook, compiled in only with CEVENT_FAULT_INJECTION (see
+ * setup.py); release builds have no _fault_inject and the tests that need
+ * it skip.  Each knob is an int; see qemu/fault-injection.h and module.h
+ * for what it does.  The port's knobs are read atomically by any thread.
+ */
+typedef struct {
+    const char *name;
+    int *knob;
+    const char *doc;
+} cev_fault_knob;
+
+static const cev_fault_knob cev_fault_knobs[] = {
+    {"eventfd", &cevent_fault_eventfd_errno,
+     "errno that eventfd() fails with (ENOSYS: pipe fallback)"},
+    {"io_uring_init", &cevent_fault_io_uring_init_errno,
+     "errno that io_uring_queue_init() fails with"},
+    {"epoll_create", &cevent_fault_epoll_create_errno,
+     "errno that epoll_create1() fails with"},
+    {"epoll_ctl", &cevent_fault_epoll_ctl_countdown,
+     "N: the Nth epoll_ctl() of the epoll monitor from now on fails"},
+    {"epoll_ctl_errno", &cevent_fault_epoll_ctl_errno,
+     "errno of the failing epoll_ctl() (0: EPERM)"},
+    {"record_alloc", &cev_fault_record_alloc,
+     "N: the Nth callback record allocation from now on fails"},
+    {NULL, NULL, NULL}
+};
+
+PyDoc_STRVAR(fault_inject_doc,
+"_fault_inject(name, value, /)\n--\n\n"
+"Test builds only: set fault-injection knob name to value (0 turns it\n"
+"off) and return its previous value.  Names: eventfd, io_uring_init,\n"
+"epoll_create, epoll_ctl, epoll_ctl_errno, record_alloc.");
+
+static PyObject *
+cevent_fault_inject(PyObject *module, PyObject *const *args,
+                    Py_ssize_t nargs)
+{
+    const char *name;
+    int value, old;
+
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_fault_inject() takes exactly 2 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "_fault_inject() name must be str");
+        return NULL;
+    }
+    name = PyUnicode_AsUTF8(args[0]);
+    if (name == NULL) {
+        return NULL;
+    }
+    value = PyLong_AsInt(args[1]);
+    if (value == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (value < 0) {
+        PyErr_SetString(PyExc_ValueError, "_fault_inject() value must be >= 0");
+        return NULL;
+    }
+    for (const cev_fault_knob *k = cev_fault_knobs; k->name != NULL; k++) {
+        if (strcmp(k->name, name) == 0) {
+            old = qatomic_xchg(k->knob, value);
+            return PyLong_FromLong(old);
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "unknown fault injection knob %R",
+                 args[0]);
+    return NULL;
+}
+#endif /* CEVENT_FAULT_INJECTION */
+
 static PyMethodDef cevent_methods[] = {
     {"backends", cevent_backends, METH_NOARGS, backends_doc},
     {"unavailable_backends", cevent_unavailable_backends, METH_NOARGS,
@@ -175,6 +256,10 @@ static PyMethodDef cevent_methods[] = {
      clock_ns_doc},
     {"clock_step", cevent_clock_step, METH_O, clock_step_doc},
     {"_live_counts", cevent_live_counts, METH_NOARGS, live_counts_doc},
+#ifdef CEVENT_FAULT_INJECTION
+    {"_fault_inject", CEV_METH(cevent_fault_inject), METH_FASTCALL,
+     fault_inject_doc},
+#endif
     {NULL, NULL, 0, NULL}
 };
 

@@ -142,6 +142,16 @@ typedef struct ContextObject {
     PyObject *exc_value;
     PyObject *exc_tb;
     PyObject *weakreflist;
+    /*
+     * Added for the fork policy (contextobject.c, "fork"): the process
+     * that created the context.  In any other process (a fork child)
+     * every method but close() raises RuntimeError.  Open contexts are
+     * linked into a process-wide list (fork_prev/fork_next) that the fork
+     * child handler walks to detach them from the parent's kernel objects.
+     */
+    pid_t owner_pid;
+    struct ContextObject *fork_prev;
+    struct ContextObject *fork_next;
 } ContextObject;
 
 /* Raise ValueError and return -1 if closed; else 0. */
@@ -275,5 +285,14 @@ PyObject *cev_capi_new(cevent_state *state);
 /* Live objects, for leak checks in tests (cevent._cevent._live_counts). */
 extern Py_ssize_t cev_live_records;
 extern Py_ssize_t cev_live_contexts;
+
+#ifdef CEVENT_FAULT_INJECTION
+/*
+ * Fault injection (test builds only; cevent._cevent._fault_inject):
+ * N > 0 makes the Nth cev_record_new() from now on fail with MemoryError.
+ * GIL held.  Defined in callback.c.
+ */
+extern int cev_fault_record_alloc;
+#endif
 
 #endif /* CEVENT_MODULE_H */

@@ -372,7 +372,12 @@ PyDoc_STRVAR(memory_poller_doc,
 "offset of a writable buffer (mmap, shared_memory, bytearray) differs\n"
 "from its value at the last check; the first check only records it.  The\n"
 "buffer is held (PEP 3118 export) while the poller lives.  offset must be\n"
-"a multiple of size and offset + size at most the buffer's length.");
+"a multiple of size and offset + size at most the buffer's length.\n"
+"\n"
+"Call check() once before a producer may change the word: a change made\n"
+"before the first check is recorded, not reported.  As for any io_poll,\n"
+"the handler is busy-polled only once it has been dispatched (its fd\n"
+"became ready once), and only while adaptive polling is on.");
 
 static PyType_Slot memory_poller_slots[] = {
     {Py_tp_new, memory_poller_new},

@@ -123,9 +123,13 @@ typedef struct {
      * is registered on the same context): it must not touch Python
      * objects, must not block, and should take tens of nanoseconds.
      * io_poll returning true runs io_poll_ready; the fd becoming ready
-     * while the loop waits on it runs io_read/io_write.  Since polling is
-     * adaptive (and off by default), a poller whose producer never makes
-     * the fd ready can be missed until the next wake-up.
+     * while the loop waits on it runs io_read/io_write.  As in QEMU, a
+     * registration joins the busy-poll list only once it has been
+     * dispatched (its fd became ready once, or io_poll found it ready
+     * earlier); io_uring drops it from the list again after 7 s without
+     * being ready.  Polling is adaptive (and off by default): a producer
+     * that only writes memory must make the fd ready too, at least once
+     * and whenever the loop may be blocked in the fd monitor.
      */
     void (*set_fd_handler)(CEvent_Context *ctx, int fd,
                            CEvent_IOHandler *io_read,

@@ -1,0 +1,519 @@
+"""The C API (cevent.h, the capsule cevent._cevent._C_API), through a
+consumer extension built here: Tests/capi/testcapi.c, compiled once per
+test session (per xdist worker) into a temporary directory with only
+``sysconfig``'s include directories and ``cevent.get_include()``.
+
+Every member of CEvent_CAPI is used: Context_AsContext, C fd handlers
+(io_read on a socketpair ping-pong, io_write, io_poll/io_poll_ready on a
+memory word), BHs and oneshots (also from a C thread without the GIL),
+timers (VIRTUAL with clock_step, REALTIME armed from a C thread),
+clock_get_ns and notify.  A second build with a wrong CEVENT_ABI_VERSION
+must fail to import with an ImportError naming both versions.
+
+Every C handler, BH and timer is released before the context closes, as
+cevent.h requires.
+"""
+
+import gc
+import importlib.util
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import sysconfig
+import threading
+import time
+import weakref
+
+import pytest
+
+import cevent
+from support import (
+    Counter,
+    run_until,
+    scaled,
+    settle,
+    virtual_now,
+)
+
+valgrind = pytest.mark.valgrind
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capi",
+                      "testcapi.c")
+VIRTUAL = cevent.CLOCK_VIRTUAL
+REALTIME = cevent.CLOCK_REALTIME
+
+
+# ---- building the consumer -----------------------------------------------
+
+def compile_flags():
+    """Warnings as errors, as the package's own build with CEVENT_WERROR;
+    the package's sanitizers when CEVENT_SANITIZE is set."""
+    flags = ["-shared", "-fPIC", "-O2", "-g", "-Wall", "-Wextra", "-Werror"]
+    sanitize = os.environ.get("CEVENT_SANITIZE", "").strip()
+    if sanitize:
+        flags += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer",
+                  "-fno-sanitize-recover=all"]
+    return flags
+
+
+def build_consumer(name, out_dir, defines=()):
+    """Compile testcapi.c into ``out_dir/<name><EXT_SUFFIX>``."""
+    paths = sysconfig.get_paths()
+    includes = {paths["include"], paths["platinclude"], cevent.get_include()}
+    out = os.path.join(str(out_dir),
+                       name + sysconfig.get_config_var("EXT_SUFFIX"))
+    cmd = (shlex.split(os.environ.get("CC") or "cc") + compile_flags()
+           + [f"-I{d}" for d in sorted(includes)] + list(defines)
+           + [SOURCE, "-o", out])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"building {name} failed:\n{shlex.join(cmd)}\n"
+                    f"{proc.stdout}{proc.stderr}", pytrace=False)
+    return out
+
+
+def load_consumer(name, path):
+    """Import the extension at ``path`` as module ``name`` (not added to
+    sys.modules)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def capi_build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("capi")
+
+
+@pytest.fixture(scope="session")
+def testcapi(capi_build_dir):
+    path = build_consumer("_cevent_testcapi", capi_build_dir)
+    return load_consumer("_cevent_testcapi", path)
+
+
+# ---- helpers --------------------------------------------------------------
+
+def socket_pair():
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+def enroll(ctx, testcapi, pw, w):
+    """Make the fd of a C poll handler ready once.  As in QEMU, a handler
+    joins the busy-poll list only once it has been dispatched."""
+    reads = testcapi.pollword_stats(pw)["reads"]
+    w.send(b"e")
+    run_until(ctx, lambda: testcapi.pollword_stats(pw)["reads"] > reads)
+
+
+def warm_up_polling(ctx, max_ns):
+    """Turn adaptive polling on and let ``ctx.poll_ns`` reach ``max_ns``.
+
+    QEMU grows poll_ns after a blocking poll() that took less than
+    poll_max_ns.  A REALTIME timer ends a few short waits; the growth factor
+    is big enough to go from the first step (4 us) to max_ns at once.
+    """
+    ctx.set_poll_params(max_ns, grow=max_ns)
+    fired = []
+    timer = ctx.timer_new(REALTIME, cevent.SCALE_NS, lambda: fired.append(1))
+    try:
+        for _ in range(50):
+            if ctx.poll_ns >= max_ns:
+                return
+            del fired[:]
+            timer.mod(cevent.clock_ns() + max_ns // 10)
+            for _ in range(1000):
+                if fired:
+                    break
+                ctx.poll(True)
+    finally:
+        timer.delete()
+    raise AssertionError(f"poll_ns stayed at {ctx.poll_ns} (max {max_ns})")
+
+
+# ---- the capsule and the import helper --------------------------------------
+
+@valgrind
+def test_api_info(testcapi):
+    info = testcapi.api_info()
+    assert info["abi_version"] == 1
+    assert info["header_abi_version"] == 1 == testcapi.ABI_VERSION
+    # Append-only: the provider's struct is at least what we compiled.
+    assert info["struct_size"] >= info["header_struct_size"] > 0
+    assert info["capsule_name"] == "cevent._cevent._C_API"
+    capsule = cevent._cevent._C_API
+    assert type(capsule).__name__ == "PyCapsule"
+    assert cevent._C_API is capsule
+    assert os.path.isfile(os.path.join(cevent.get_include(), "cevent.h"))
+
+
+@valgrind
+def test_wrong_abi_version_raises_import_error(capi_build_dir):
+    name = "_cevent_testcapi_wrongabi"
+    path = build_consumer(name, capi_build_dir,
+                          defines=["-DCEVENT_TEST_WRONG_ABI"])
+    with pytest.raises(ImportError) as info:
+        load_consumer(name, path)
+    message = str(info.value)
+    assert "ABI version 999" in message
+    assert "ABI version 1 " in message
+    assert name not in sys.modules
+
+
+@valgrind
+def test_context_as_context(testcapi, ctx, backend):
+    ptr = testcapi.as_context(ctx)
+    assert isinstance(ptr, int) and ptr != 0
+    assert testcapi.as_context(ctx) == ptr
+    with cevent.AioContext(backend) as other:
+        assert testcapi.as_context(other) != ptr
+    # Closed: ValueError, like every AioContext method.
+    with pytest.raises(ValueError):
+        testcapi.as_context(other)
+    with pytest.raises(ValueError):
+        testcapi.pingpong(other, 0, 1, 1)
+    for bad in (None, object(), 3, cevent.EventNotifier):
+        with pytest.raises(TypeError, match="AioContext"):
+            testcapi.as_context(bad)
+        with pytest.raises(TypeError):
+            testcapi.bh_new(bad)
+
+
+# ---- C fd handlers ----------------------------------------------------------
+
+@valgrind
+def test_pingpong_c_handlers(testcapi, ctx):
+    a, b = socket_pair()
+    try:
+        assert testcapi.pingpong(ctx, a.fileno(), b.fileno(), 500) == 500
+        # The handlers are gone: data on b wakes nobody.
+        a.send(b"x")
+        assert ctx.poll(False) is False
+        assert b.recv(16) == b"x"
+        # And can be registered again.
+        assert testcapi.pingpong(ctx, a.fileno(), b.fileno(), 10) == 10
+    finally:
+        a.close()
+        b.close()
+
+
+def test_pingpong_c_handlers_many(testcapi, ctx):
+    a, b = socket_pair()
+    try:
+        assert testcapi.pingpong(ctx, a.fileno(), b.fileno(), 20_000) == 20_000
+    finally:
+        a.close()
+        b.close()
+
+
+@valgrind
+def test_c_handler_replaces_python_handler(testcapi, ctx):
+    """A C registration replaces a Python one on the same fd, which
+    releases the Python callable; Python can take the fd back after."""
+    a, b = socket_pair()
+    try:
+        cb = Counter(lambda: b.recv(16))
+        ref = weakref.ref(cb)
+        ctx.set_fd_handler(b, io_read=cb)
+        assert testcapi.pingpong(ctx, a.fileno(), b.fileno(), 5) == 5
+        assert cb.n == 0
+        del cb
+        settle(ctx)
+        assert ref() is None
+        got = Counter(lambda: b.recv(16))
+        ctx.set_fd_handler(b, io_read=got)
+        a.send(b"y")
+        run_until(ctx, lambda: got.n > 0)
+        assert got.calls == [()]
+        ctx.set_fd_handler(b)
+    finally:
+        a.close()
+        b.close()
+
+
+@valgrind
+def test_c_io_write(testcapi, ctx):
+    a, b = socket_pair()
+    try:
+        assert testcapi.write_once(ctx, a.fileno()) == 1
+        assert b.recv(16) == b"w"
+        assert ctx.poll(False) is False
+    finally:
+        a.close()
+        b.close()
+
+
+@valgrind
+def test_c_poll_function(testcapi, ctx):
+    """A C io_poll/io_poll_ready pair on a word in C memory: with polling
+    on, a bump is found by the spin, which runs without the GIL; with
+    polling off the registered fd still works through io_read."""
+    r, w = socket_pair()
+    pw = testcapi.pollword_new(ctx, r.fileno())
+    try:
+        enroll(ctx, testcapi, pw, w)
+        warm_up_polling(ctx, 50_000_000)
+        before = testcapi.pollword_stats(pw)
+        assert before["ready"] == 0
+        assert testcapi.pollword_bump(pw) == 1
+        waits = ctx.stats()["waits"]
+        assert ctx.poll(True) is True
+        after = testcapi.pollword_stats(pw)
+        assert after["ready"] == 1
+        assert after["seen"] == 1
+        assert after["reads"] == before["reads"] == 1
+        assert after["polls"] > before["polls"]
+        # Only C io_poll functions here: the spin released the GIL.
+        assert after["polls_nogil"] > before["polls_nogil"]
+        # Found by the spin: the fd monitor was not asked.
+        assert ctx.stats()["waits"] == waits
+
+        # Polling off: the fd side.
+        ctx.set_poll_params(0)
+        testcapi.pollword_bump(pw)
+        w.send(b"z")
+        run_until(ctx, lambda: testcapi.pollword_stats(pw)["reads"] > 1)
+        assert testcapi.pollword_stats(pw)["seen"] == 2
+        assert testcapi.pollword_stats(pw)["reads"] == 2
+    finally:
+        testcapi.pollword_free(pw)
+        r.close()
+        w.close()
+    with pytest.raises(ValueError):
+        testcapi.pollword_bump(pw)
+
+
+def test_c_poll_function_woken_by_c_thread(testcapi, ctx):
+    """A C thread bumps the word while the loop spins: the loop sees it in
+    the spin, without a syscall on either side.  (Should the spin have
+    ended, the thread writes to the fd instead; both are delivered.)"""
+    r, w = socket_pair()
+    pw = testcapi.pollword_new(ctx, r.fileno())
+    try:
+        enroll(ctx, testcapi, pw, w)
+        warm_up_polling(ctx, 50_000_000)
+        for i in range(1, 21):
+            testcapi.pollword_bump_later(pw, 500, w.fileno(),
+                                         int(scaled(0.2) * 1e6))
+            run_until(ctx, lambda: testcapi.pollword_stats(pw)["seen"] == i,
+                      timeout=10)
+            stats = testcapi.pollword_stats(pw)
+            assert stats["ready"] + stats["fallbacks"] >= i
+            # wait for the thread before the next round
+            deadline = time.monotonic() + scaled(10)
+            while testcapi.pollword_stats(pw)["thread_running"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.0005)
+            if stats["ready"] >= 3:
+                break
+        stats = testcapi.pollword_stats(pw)
+        assert stats["ready"] >= 1, stats
+        assert stats["polls_nogil"] > 0, stats
+    finally:
+        testcapi.pollword_free(pw)
+        settle(ctx)
+        r.close()
+        w.close()
+
+
+# ---- BHs --------------------------------------------------------------------
+
+@valgrind
+def test_bh_schedule_cancel_delete(testcapi, ctx):
+    bh = testcapi.bh_new(ctx)
+    try:
+        assert ctx.poll(False) is False
+        assert testcapi.bh_runs(bh) == 0
+
+        testcapi.bh_schedule(bh)
+        assert ctx.poll(False) is True
+        assert testcapi.bh_runs(bh) == 1
+        assert ctx.poll(False) is False
+
+        # Scheduling twice before the loop runs is one run.
+        testcapi.bh_schedule(bh)
+        testcapi.bh_schedule(bh)
+        assert ctx.poll(False) is True
+        assert ctx.poll(False) is False
+        assert testcapi.bh_runs(bh) == 2
+
+        # Cancelled: does not run.
+        testcapi.bh_schedule(bh)
+        testcapi.bh_cancel(bh)
+        assert ctx.poll(False) is False
+        assert testcapi.bh_runs(bh) == 2
+
+        # Deleted while scheduled: does not run either.
+        testcapi.bh_schedule(bh)
+    finally:
+        testcapi.bh_delete(bh)
+    assert ctx.poll(False) is False
+    assert testcapi.bh_runs(bh) == 2
+    with pytest.raises(ValueError):
+        testcapi.bh_schedule(bh)
+
+
+@valgrind
+def test_bh_deleted_unpolled_is_freed_by_close(testcapi, backend):
+    """bh_delete() then close() without a poll in between: close frees it."""
+    ctx = cevent.AioContext(backend)
+    bh = testcapi.bh_new(ctx)
+    testcapi.bh_schedule(bh)
+    testcapi.bh_delete(bh)
+    ctx.close()
+    assert testcapi.bh_runs(bh) == 0
+
+
+def test_bh_and_oneshot_from_c_thread(testcapi, ctx):
+    """A C thread, never holding the GIL, makes a BH with bh_new and
+    schedules it and a oneshot while this thread polls."""
+    rounds = 50
+    done, bh_runs, oneshot_runs, timed_out = testcapi.bh_from_thread(
+        ctx, rounds, scaled(10))
+    assert not timed_out
+    assert (done, bh_runs, oneshot_runs) == (rounds, rounds, rounds)
+    assert ctx.poll(False) is False
+
+
+# ---- timers -----------------------------------------------------------------
+
+@valgrind
+def test_timer_virtual_clock(testcapi, ctx):
+    now = testcapi.clock_get_ns(VIRTUAL)
+    assert now == virtual_now()
+    t = testcapi.timer_new(ctx, VIRTUAL)
+    try:
+        testcapi.timer_mod_ns(t, now + 1000)
+        assert ctx.poll(False) is False
+        assert testcapi.timer_fired(t) == (0, -1)
+        ctx.clock_step(999)
+        assert ctx.poll(False) is False
+        assert testcapi.timer_fired(t) == (0, -1)
+        ctx.clock_step(1)
+        assert ctx.poll(False) is True
+        assert testcapi.timer_fired(t) == (1, now + 1000)
+        assert ctx.poll(False) is False
+
+        # Disarmed: stepping past the deadline does nothing.
+        testcapi.timer_mod_ns(t, now + 2000)
+        testcapi.timer_del(t)
+        cevent.clock_step(5000)
+        assert ctx.poll(False) is False
+        assert testcapi.timer_fired(t)[0] == 1
+
+        # Re-armed in the past: fires on the next iteration.
+        testcapi.timer_mod_ns(t, now)
+        assert ctx.poll(False) is True
+        assert testcapi.timer_fired(t) == (2, now + 6000)
+    finally:
+        testcapi.timer_free(t)
+    with pytest.raises(ValueError):
+        testcapi.timer_mod_ns(t, 0)
+
+
+@valgrind
+def test_timer_scale_and_free_armed(testcapi, ctx):
+    """expire times are in ns whatever the scale; freeing an armed timer
+    disarms it."""
+    now = virtual_now()
+    t = testcapi.timer_new(ctx, VIRTUAL, cevent.SCALE_MS)
+    t2 = testcapi.timer_new(ctx, VIRTUAL, cevent.SCALE_US)
+    try:
+        testcapi.timer_mod_ns(t, now + 10)
+        testcapi.timer_mod_ns(t2, now + 20)
+        ctx.clock_step(10)
+        assert ctx.poll(False) is True
+        assert testcapi.timer_fired(t) == (1, now + 10)
+        assert testcapi.timer_fired(t2)[0] == 0
+    finally:
+        testcapi.timer_free(t)
+        testcapi.timer_free(t2)         # still armed
+    ctx.clock_step(100)
+    assert ctx.poll(False) is False
+
+
+@valgrind
+def test_timer_bad_arguments(testcapi, ctx):
+    for clock, scale in [(-1, 1), (99, 1), (VIRTUAL, 0), (VIRTUAL, -5)]:
+        with pytest.raises(ValueError):
+            testcapi.timer_new(ctx, clock, scale)
+    assert testcapi.clock_get_ns(99) == -1
+    assert testcapi.clock_get_ns(-1) == -1
+    assert testcapi.clock_get_ns(REALTIME) > 0
+
+
+def test_timer_armed_from_c_thread(testcapi, ctx):
+    """timer_mod_ns() from a C thread wakes a poll(True) blocked with no
+    timer; the timer never fires early."""
+    fired, late_ns = testcapi.timer_from_thread(ctx, 2_000_000, scaled(10))
+    assert fired == 1
+    assert late_ns >= 0
+
+
+# ---- notify -----------------------------------------------------------------
+
+def test_notify_from_c_thread(testcapi, ctx):
+    results = testcapi.notify_from_thread(ctx, 2000)
+    assert results
+    # notify() alone is not progress.
+    assert not any(results)
+
+
+def test_notify_from_python_thread_without_gil(testcapi, ctx):
+    guard = ctx.timer_new(REALTIME, cevent.SCALE_NS, lambda: None)
+    guard.mod(cevent.clock_ns() + int(scaled(10) * 1e9))
+    ctx.poll(False)                     # accept the arming's notification
+
+    def notifier():
+        time.sleep(0.005)
+        testcapi.notify(ctx)
+
+    thread = threading.Thread(target=notifier)
+    thread.start()
+    try:
+        assert ctx.poll(True) is False  # woken by notify, not the guard
+    finally:
+        thread.join()
+        guard.delete()
+
+
+@valgrind
+def test_notify_same_thread(testcapi, ctx):
+    testcapi.notify(ctx)
+    # A pending notification makes poll(True) return at once.
+    assert ctx.poll(True) is False
+
+
+# ---- closing --------------------------------------------------------------
+
+@valgrind
+def test_everything_released_then_close(testcapi, backend):
+    """The cevent.h lifetime rule, end to end: handlers, BHs and timers
+    made through the C API are released, then the context closes cleanly
+    and the consumer's handles stay harmless."""
+    ctx = cevent.AioContext(backend)
+    a, b = socket_pair()
+    try:
+        bh = testcapi.bh_new(ctx)
+        t = testcapi.timer_new(ctx, VIRTUAL)
+        testcapi.timer_mod_ns(t, virtual_now() + 10**12)
+        pw = testcapi.pollword_new(ctx, b.fileno())
+        testcapi.bh_schedule(bh)
+        ctx.poll(False)
+        testcapi.pollword_free(pw)
+        testcapi.bh_delete(bh)
+        testcapi.timer_free(t)
+        ctx.close()
+        assert testcapi.bh_runs(bh) == 1
+        assert testcapi.timer_fired(t) == (0, -1)
+        del bh, t, pw
+        gc.collect()
+    finally:
+        ctx.close()
+        a.close()
+        b.close()
