@@ -85,10 +85,19 @@ bh_release_record(BHObject *self, bool will_run)
         return;
     }
     self->rec = NULL;
+    self->dropped_callable = NULL;
     rec->bh_obj = NULL;
     if (!will_run) {
+        PyObject *callable = rec->io_read;
+
         rec->loop_held = false;
-        Py_CLEAR(rec->io_read);
+        rec->io_read = NULL;
+        /*
+         * The callable may hold the last reference to this object (a BH
+         * whose callback refers to it): drop it only after the caller is
+         * done with self.  Callers run it through bh_drop_later().
+         */
+        self->dropped_callable = callable;
     }
 }
 
@@ -156,12 +165,25 @@ cev_bh_new(ContextObject *ctx, PyObject *callable)
     return (PyObject *)self;
 }
 
+/* Release a callable dropped by bh_release_record(), as the last step. */
+static void
+bh_drop_later(BHObject *self)
+{
+    PyObject *callable = self->dropped_callable;
+
+    self->dropped_callable = NULL;
+    Py_XDECREF(callable);
+}
+
 void
 cev_bh_detach(BHObject *self)
 {
     /* The context's finalizer frees the QEMUBH (and its record). */
+    Py_INCREF(self);
     bh_forget(self);
     bh_unlink(self);
+    bh_drop_later(self);
+    Py_DECREF(self);
 }
 
 /* ---- methods --------------------------------------------------------- */
@@ -249,6 +271,7 @@ bh_delete(BHObject *self, PyObject *Py_UNUSED(ignored))
 {
     bh_forget(self);
     bh_unlink(self);
+    bh_drop_later(self);
     Py_RETURN_NONE;
 }
 
@@ -304,6 +327,7 @@ bh_clear(BHObject *self)
     }
     bh_unlink(self);
     Py_CLEAR(self->context);
+    bh_drop_later(self);
     return 0;
 }
 

@@ -185,6 +185,7 @@ typedef struct BHObject {
     ContextObject *context;         /* strong; NULL after clear */
     QEMUBH *bh;                     /* NULL once deleted or closed */
     cev_record *rec;                /* the BH's record while bh != NULL */
+    PyObject *dropped_callable;     /* released last (bhobject.c) */
     struct BHObject *prev;          /* context->bhs links (borrowed) */
     struct BHObject *next;
     PyObject *weakreflist;
