@@ -142,6 +142,7 @@ cev_bh_new(ContextObject *ctx, PyObject *callable)
     self->weakreflist = NULL;
     self->schedulers = 0;
     self->rec = NULL;
+    self->dropped_callable = NULL;
 
     rec = cev_record_new(ctx, CEV_REC_BH);
     if (rec == NULL) {
