@@ -410,20 +410,59 @@ static void test_timer_schedule_virtual(void)
 
 /* ---- adaptive polling ------------------------------------------------ */
 
+/*
+ * The adjustment rule is checked against the outcome the context itself
+ * reports (stats.poll_grow / poll_shrink), so that a slow host (valgrind)
+ * which takes longer than poll_ns for an iteration is judged by the same
+ * rule rather than by an assumed speed.
+ */
 static void test_poll_ns_grows(void)
 {
     AioContext *ctx = new_ctx();
+    uint64_t grows, shrinks;
 
-    aio_context_set_poll_params(ctx, 32768, 0, 0, NULL);
+    /* 10 s: no iteration here blocks that long, so the first one grows */
+    aio_context_set_poll_params(ctx, 10 * 1000 * (int64_t)SCALE_MS, 0, 0, NULL);
     CHECK(ctx->poll_ns == 0);
+    grows = ctx->stats.poll_grow;
+    shrinks = ctx->stats.poll_shrink;
     aio_poll(ctx, false);
+    CHECK(ctx->stats.poll_shrink == shrinks);
+    CHECK(ctx->stats.poll_grow == grows + 1);
     CHECK(ctx->poll_ns == 4000);
-    /* A fast iteration is within poll_ns: the sweet spot, no change */
+
+    /*
+     * Within poll_ns is the sweet spot and changes nothing; a longer
+     * iteration (a slow host) doubles it.
+     */
+    grows = ctx->stats.poll_grow;
     aio_poll(ctx, false);
-    CHECK(ctx->poll_ns == 4000);
+    CHECK(ctx->stats.poll_shrink == shrinks);
+    if (ctx->stats.poll_grow == grows) {
+        CHECK(ctx->poll_ns == 4000);
+    } else {
+        CHECK(ctx->stats.poll_grow == grows + 1);
+        CHECK(ctx->poll_ns == 8000);
+    }
+
+    /*
+     * A 1 us ceiling: a first step of 4 us is clamped to it, or, when the
+     * iteration itself took longer than the ceiling, polling is dropped
+     * (poll_shrink 0 means "to zero").
+     */
     aio_context_set_poll_params(ctx, 1000, 0, 0, NULL);
+    CHECK(ctx->poll_ns == 0);
+    grows = ctx->stats.poll_grow;
+    shrinks = ctx->stats.poll_shrink;
     aio_poll(ctx, false);
-    CHECK(ctx->poll_ns == 1000);
+    if (ctx->stats.poll_shrink == shrinks) {
+        CHECK(ctx->stats.poll_grow == grows + 1);
+        CHECK(ctx->poll_ns == 1000);
+    } else {
+        CHECK(ctx->stats.poll_shrink == shrinks + 1);
+        CHECK(ctx->stats.poll_grow == grows);
+        CHECK(ctx->poll_ns == 0);
+    }
     aio_context_unref(ctx);
     passed++;
 }
