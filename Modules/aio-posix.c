@@ -594,8 +594,9 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
                               int64_t max_ns, int64_t *timeout)
 {
     bool progress;
-    int64_t start_time, elapsed_time;
+    int64_t start_time, elapsed_time, slice_end;
     void *token = NULL;
+    bool stop = false;
 
     assert(qemu_lockcnt_count(&ctx->list_lock) > 0);
 
@@ -611,17 +612,37 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     }
 
     start_time = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    slice_end = start_time + AIO_SPIN_SLICE_NS;
     do {
         progress = run_poll_handlers_once(ctx, ready_list,
                                           start_time, timeout);
         elapsed_time = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - start_time;
         max_ns = qemu_soonest_timeout(*timeout, max_ns);
         assert(!(max_ns && progress));
+
+        /*
+         * cevent: between slices of a long spin the embedder gets a look
+         * (pending signals), and may end the spin.
+         */
+        if (ctx->blocking_end && elapsed_time < max_ns &&
+            start_time + elapsed_time >= slice_end) {
+            if (ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
+                                  ctx->blocking_opaque)) {
+                *timeout = 0;
+                stop = true;
+                break;
+            }
+            token = ctx->blocking_begin(ctx, AIO_BLOCKING_SPIN,
+                                        ctx->blocking_opaque);
+            slice_end = start_time + elapsed_time + AIO_SPIN_SLICE_NS;
+        }
     } while (elapsed_time < max_ns && !ctx->fdmon_ops->need_wait(ctx));
 
-    if (ctx->blocking_end) {
-        ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
-                          ctx->blocking_opaque);
+    if (ctx->blocking_end && !stop) {
+        if (ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
+                              ctx->blocking_opaque)) {
+            *timeout = 0;
+        }
     }
     ctx->stats.polling_ns += elapsed_time; /* cevent */
 

@@ -315,24 +315,30 @@ context_blocking_begin(AioContext *ctx, AioBlockingKind kind,
     return PyEval_SaveThread();
 }
 
-/* Called without the GIL when @token is not NULL. */
-static void
+/*
+ * Called without the GIL when @token is not NULL.  Returns true to cut a
+ * spin short (and not block in the wait after it).
+ */
+static bool
 context_blocking_end(AioContext *ctx, AioBlockingKind kind, void *token,
                      void *opaque)
 {
     ContextObject *self = opaque;
 
+    (void)ctx;
     if (token != NULL) {
         PyEval_RestoreThread((PyThreadState *)token);
     }
     if (PyErr_CheckSignals() < 0) {
-        /* A signal handler raised (KeyboardInterrupt): finish, then raise */
+        /*
+         * A signal handler raised (KeyboardInterrupt): finish, then raise.
+         * Issue 5: a spin stops here, within AIO_SPIN_SLICE_NS of the
+         * signal, and poll() does not block in the wait that follows.
+         */
         cev_context_store_exception(self, NULL);
-        if (kind == AIO_BLOCKING_SPIN) {
-            /* Issue 5: and do not block in the wait that may follow. */
-            aio_notify(ctx);
-        }
+        return kind == AIO_BLOCKING_SPIN;
     }
+    return false;
 }
 
 /* ---- construction and teardown --------------------------------------- */

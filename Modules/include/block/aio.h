@@ -103,8 +103,19 @@ typedef enum {
 
 typedef void *AioBlockingBeginFn(AioContext *ctx, AioBlockingKind kind,
                                  void *opaque);
-typedef void AioBlockingEndFn(AioContext *ctx, AioBlockingKind kind,
+/*
+ * Returns true to cut the spin short (for AIO_BLOCKING_WAIT the result is
+ * ignored): the spin ends, and the wait that follows does not block.
+ */
+typedef bool AioBlockingEndFn(AioContext *ctx, AioBlockingKind kind,
                               void *token, void *opaque);
+
+/*
+ * cevent: a spin longer than this is cut into slices, with the hooks run
+ * between them (end, then begin again), so that an embedder can look at
+ * pending signals during a long spin.
+ */
+#define AIO_SPIN_SLICE_NS (10 * 1000 * 1000)
 
 /* cevent: always-on counters, read with aio_context_get_stats(). */
 typedef struct AioContextStats {
