@@ -35,24 +35,9 @@ bh_unlink(BHObject *self)
 {
     ContextObject *ctx = self->context;
 
-    if (ctx == NULL) {
-        return;
+    if (ctx != NULL) {
+        CEV_DLIST_UNLINK(&ctx->bhs, self);
     }
-    if (self->prev != NULL) {
-        self->prev->next = self->next;
-    }
-    else if (ctx->bhs == self) {
-        ctx->bhs = self->next;
-    }
-    else {
-        /* Not linked. */
-        assert(self->next == NULL);
-        return;
-    }
-    if (self->next != NULL) {
-        self->next->prev = self->prev;
-    }
-    self->prev = self->next = NULL;
 }
 
 /* Raise ValueError and return -1 if the BH is deleted or its context

@@ -71,6 +71,29 @@ cevent_state_by_type(PyTypeObject *tp)
     return get_cevent_state(module);
 }
 
+/*
+ * Unlink @node from the doubly linked list whose first element is *@headp
+ * (the context's lists of records, BH objects and Timer objects).  A node
+ * that is on no list (no prev, and not the head) is left alone.  GIL held.
+ */
+#define CEV_DLIST_UNLINK(headp, node)                                   \
+    do {                                                                \
+        if ((node)->prev != NULL) {                                     \
+            (node)->prev->next = (node)->next;                          \
+        }                                                               \
+        else if (*(headp) == (node)) {                                  \
+            *(headp) = (node)->next;                                    \
+        }                                                               \
+        else {                                                          \
+            assert((node)->next == NULL);                               \
+            break;                                                      \
+        }                                                               \
+        if ((node)->next != NULL) {                                     \
+            (node)->next->prev = (node)->prev;                          \
+        }                                                               \
+        (node)->prev = (node)->next = NULL;                             \
+    } while (0)
+
 /* ---- callback records (callback.c) ---------------------------------- */
 
 typedef enum {

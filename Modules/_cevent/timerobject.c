@@ -35,24 +35,9 @@ timerobj_unlink(TimerObject *self)
 {
     ContextObject *ctx = self->context;
 
-    if (ctx == NULL) {
-        return;
+    if (ctx != NULL) {
+        CEV_DLIST_UNLINK(&ctx->timers, self);
     }
-    if (self->prev != NULL) {
-        self->prev->next = self->next;
-    }
-    else if (ctx->timers == self) {
-        ctx->timers = self->next;
-    }
-    else {
-        /* Not linked. */
-        assert(self->next == NULL);
-        return;
-    }
-    if (self->next != NULL) {
-        self->next->prev = self->prev;
-    }
-    self->prev = self->next = NULL;
 }
 
 /* Raise ValueError and return -1 if the timer's context is closed. */
