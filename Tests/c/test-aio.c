@@ -467,6 +467,105 @@ static void test_poll_ns_grows(void)
     passed++;
 }
 
+/*
+ * cevent: a long spin is cut into AIO_SPIN_SLICE_NS slices with the
+ * embedder's hooks run between them; an end hook returning true ends the
+ * spin, and the wait after it does not block.
+ */
+typedef struct {
+    int begins;
+    int ends;
+    int stop_after;         /* the end hook returns true at this call */
+} SpinHookData;
+
+static void *spin_hook_begin(AioContext *ctx G_GNUC_UNUSED,
+                             AioBlockingKind kind, void *opaque)
+{
+    SpinHookData *d = opaque;
+
+    if (kind == AIO_BLOCKING_SPIN) {
+        d->begins++;
+    }
+    return d;
+}
+
+static bool spin_hook_end(AioContext *ctx G_GNUC_UNUSED,
+                          AioBlockingKind kind, void *token, void *opaque)
+{
+    SpinHookData *d = opaque;
+
+    assert(token == d);
+    if (kind != AIO_BLOCKING_SPIN) {
+        return false;
+    }
+    return ++d->ends == d->stop_after;
+}
+
+static bool never_ready(void *opaque G_GNUC_UNUSED)
+{
+    return false;
+}
+
+static int spin_notifier_reads;
+
+static void spin_notifier_cb(EventNotifier *e)
+{
+    event_notifier_test_and_clear(e);
+    spin_notifier_reads++;
+}
+
+static void test_spin_slices(void)
+{
+    AioContext *ctx = new_ctx();
+    SpinHookData d = { .stop_after = 3 };
+    EventNotifier e;
+    int64_t t0, spun;
+    uint64_t polling;
+    bool progress;
+    int i;
+
+    CHECK(event_notifier_init(&e, false) == 0);
+    aio_set_event_notifier(ctx, &e, spin_notifier_cb, never_ready,
+                           spin_notifier_cb);
+    /*
+     * A dispatch puts the handler on the poll list.  Every handler can
+     * poll, so a non-blocking aio_poll() skips the fd monitor: block.
+     */
+    spin_notifier_reads = 0;
+    event_notifier_set(&e);
+    for (i = 0; i < 10 && spin_notifier_reads == 0; i++) {
+        aio_poll(ctx, true);
+    }
+    CHECK(spin_notifier_reads == 1);
+    for (i = 0; i < 10 && aio_poll(ctx, false); i++) {
+        /* drain */
+    }
+    CHECK(!QLIST_EMPTY(&ctx->poll_aio_handlers));
+    aio_context_set_poll_params(ctx, 10 * 1000 * (int64_t)SCALE_MS, 0, 0,
+                                NULL);
+    aio_poll(ctx, false);                   /* accept the notification */
+    ctx->poll_ns = ctx->poll_max_ns;        /* a 10 s spin */
+    aio_context_set_blocking_hooks(ctx, spin_hook_begin, spin_hook_end, &d);
+
+    polling = ctx->stats.polling_ns;
+    t0 = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    progress = aio_poll(ctx, true);         /* would block for ever */
+    spun = qemu_clock_get_ns(QEMU_CLOCK_REALTIME) - t0;
+
+    CHECK(!progress);
+    CHECK(d.ends == 3);
+    CHECK(d.begins == 3);
+    /* two whole slices, then the third hook call ended it */
+    CHECK(ctx->stats.polling_ns - polling >= 2 * AIO_SPIN_SLICE_NS);
+    CHECK(spun < 1000 * (int64_t)SCALE_MS);
+
+    aio_context_set_blocking_hooks(ctx, NULL, NULL, NULL);
+    aio_set_event_notifier(ctx, &e, NULL, NULL, NULL);
+    event_notifier_cleanup(&e);
+    aio_context_unref(ctx);
+    passed++;
+}
+
 /* ---- multithreaded (test-aio-multithread.c) -------------------------- */
 
 #define NUM_CONTEXTS 5
@@ -724,6 +823,7 @@ int main(void)
     test_unref_releases_handlers();
     test_timer_schedule_virtual();
     test_poll_ns_grows();
+    test_spin_slices();
     test_lifecycle();
     test_multi_schedule();
     test_notify_storm();
