@@ -2,8 +2,9 @@
 
 ``python -m cevent`` prints the version, the usable fd monitors (and why
 the others are not usable), the io_uring features in use, then runs a
-short live demo on each backend.  ``python -m cevent bench`` is reserved
-for the benchmarks.
+short live demo on each backend.  ``python -m cevent bench [--quick]
+[--only WORKLOAD ...] [--out DIR]`` runs the benchmarks side by side with
+asyncio and uvloop (``cevent._bench``; ``bench --help`` for the options).
 """
 
 import socket
@@ -31,7 +32,8 @@ TIMERS = 1_000
 
 def _usage(out: TextIO) -> None:
     print("usage: python -m cevent          info and a short demo\n"
-          "       python -m cevent bench    benchmarks", file=out)
+          "       python -m cevent bench    benchmarks vs asyncio and uvloop "
+          "(bench --help)", file=out)
 
 
 def _decode_features(bits: int) -> list[str]:
@@ -181,8 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_demo()
         return 0
     if args[0] == "bench":
-        print("benchmarks: see issue 7")
-        return 2
+        from ._bench.cli import main as bench_main
+        return bench_main(args[1:], prog="python -m cevent bench")
     if args[0] in ("-h", "--help"):
         _usage(sys.stdout)
         return 0

@@ -1,0 +1,97 @@
+"""Helpers shared by the workloads: CPU pinning, percentiles, fd limits,
+timing loops."""
+
+import gc
+import os
+import resource
+import time
+
+perf_counter_ns = time.perf_counter_ns
+
+
+# Taken once, at import: a thread created by a pinned thread inherits its
+# affinity, so asking later would see a single CPU.
+_CPUS = sorted(os.sched_getaffinity(0))
+
+
+def cpus():
+    return list(_CPUS)
+
+
+def pin(cpu):
+    """Pin the calling *thread* to the ``cpu``-th usable CPU (modulo their
+    number).  Returns the previous affinity, or None when there is only one
+    CPU (pinning is then meaningless)."""
+    usable = cpus()
+    if len(usable) < 2:
+        return None
+    previous = set(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {usable[cpu % len(usable)]})
+    return previous
+
+
+def unpin(previous):
+    if previous is not None:
+        os.sched_setaffinity(0, previous)
+
+
+def placement_cpus(placement):
+    """(loop CPU, other thread's CPU) for a placement; None = unpinned."""
+    if placement == "same_cpu":
+        return 0, 0
+    if placement == "cross_cpu":
+        return 0, 1
+    return None, None
+
+
+def percentile(sorted_values, q):
+    n = len(sorted_values)
+    return sorted_values[min(n - 1, int(q * n))]
+
+
+def latency_metrics(lat_ns, prefix=""):
+    """p50/p90/p99 (and min/max) in microseconds."""
+    lat = sorted(lat_ns)
+    out = {}
+    for q in (0.50, 0.90, 0.99):
+        out[f"{prefix}p{int(q * 100)}_us"] = percentile(lat, q) / 1000
+    return out
+
+
+def raise_nofile(needed):
+    """Raise RLIMIT_NOFILE's soft limit towards the hard one; returns the
+    soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        new = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    return soft
+
+
+def max_idle_fds(margin=200):
+    soft = raise_nofile(1 << 30)
+    return max(0, soft - margin)
+
+
+def collect():
+    """The garbage collector stays on; collect before each timed section
+    (as ANCHORS.md does)."""
+    gc.collect()
+
+
+def timed_iterations(run_batch, min_ns, first_batch=1000, max_ns=None):
+    """Call ``run_batch(k)`` (which performs k iterations) with growing k
+    until the total time reaches ``min_ns``; returns ns per iteration."""
+    total_ns = 0
+    total = 0
+    k = first_batch
+    while total_ns < min_ns:
+        t0 = perf_counter_ns()
+        run_batch(k)
+        dt = perf_counter_ns() - t0
+        total_ns += dt
+        total += k
+        if dt < min_ns // 4:
+            k *= 2
+    return total_ns / total

@@ -1,0 +1,98 @@
+"""The loops under test.
+
+A loop spec is a small dict (it travels to the worker subprocess as JSON):
+
+* ``{"kind": "asyncio"}``: ``asyncio.SelectorEventLoop()`` (EpollSelector
+  here), debug off, as in ANCHORS.md;
+* ``{"kind": "uvloop"}``: ``uvloop.new_event_loop()``;
+* ``{"kind": "cevent.Loop"}``: ``cevent.new_event_loop()``, the asyncio
+  face, when it exists;
+* ``{"kind": "cevent", "backend": B, "poll_max_ns": P}``: a bare
+  ``cevent.AioContext(B)`` driven through its native API (BHs, fd
+  handlers, timers), with ``set_poll_params(P)`` when P > 0.
+
+The first three run the asyncio-level implementation of each workload, the
+last its native implementation.
+"""
+
+import asyncio
+
+POLL_ON_NS = 32768
+
+REFERENCES = ("asyncio", "uvloop")
+
+
+def label(spec):
+    kind = spec["kind"]
+    if kind != "cevent":
+        return kind
+    text = f"cevent {spec['backend']}"
+    if spec.get("idle_fds"):
+        text += f"+{spec['idle_fds']}"
+    if spec.get("poll_max_ns"):
+        text += f" poll={spec['poll_max_ns']}"
+    return text
+
+
+def is_asyncio_level(spec):
+    return spec["kind"] != "cevent"
+
+
+def new_asyncio_loop(spec):
+    kind = spec["kind"]
+    if kind == "asyncio":
+        return asyncio.SelectorEventLoop()
+    if kind == "uvloop":
+        import uvloop
+        return uvloop.new_event_loop()
+    if kind == "cevent.Loop":
+        import cevent
+        return cevent.new_event_loop()
+    raise ValueError(f"not an asyncio loop: {spec!r}")
+
+
+def uvloop_status():
+    """(available, version or reason)."""
+    try:
+        import uvloop
+    except ImportError as exc:
+        return False, f"uvloop not importable ({exc}); pip install uvloop"
+    return True, getattr(uvloop, "__version__", "?")
+
+
+def cevent_loop_status():
+    """(available, reason): whether cevent's asyncio face can be used."""
+    try:
+        import cevent
+        factory = getattr(cevent, "new_event_loop", None)
+        if factory is None:
+            return False, ("cevent.new_event_loop does not exist yet "
+                           "(the asyncio face, issue 8)")
+        loop = factory()
+        loop.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "skip"
+        return False, f"cevent.new_event_loop() failed: {exc!r}"
+    return True, "cevent.new_event_loop()"
+
+
+def all_specs(backends, with_poll_on, include_uvloop=True,
+              include_cevent_loop=False, epoll_idle_fds=0):
+    """Every loop a workload runs on, in table order.  ``epoll_idle_fds``
+    > 0 adds an "epoll+N" context with N idle fds registered first, so
+    that QEMU's poll/epoll pair really runs on epoll (it upgrades at 64
+    fds)."""
+    specs = [{"kind": "asyncio"}]
+    if include_uvloop:
+        specs.append({"kind": "uvloop"})
+    if include_cevent_loop:
+        specs.append({"kind": "cevent.Loop"})
+    for backend in backends:
+        specs.append({"kind": "cevent", "backend": backend,
+                      "poll_max_ns": 0})
+        if with_poll_on:
+            specs.append({"kind": "cevent", "backend": backend,
+                          "poll_max_ns": POLL_ON_NS})
+        if backend == "epoll" and epoll_idle_fds:
+            specs.append({"kind": "cevent", "backend": backend,
+                          "poll_max_ns": 0, "idle_fds": epoll_idle_fds})
+    return specs
