@@ -53,14 +53,19 @@ SEQ, STAMP, ACK, GO = 0, 1, 2, 3
 
 # ---- cevent: MemoryPoller, producer process --------------------------------
 
+# Read once: a thread inherits the affinity of the thread that made it, so
+# asking again from a waker thread started after the main thread was pinned
+# would see only the main thread's CPU.
+CPUS = sorted(os.sched_getaffinity(0))
+
+
 def pin(cpu):
     """Pin the calling thread to ``cpu`` if there is more than one; return
-    the previous affinity (or None)."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
+    the calling thread's previous affinity (or None)."""
+    if len(CPUS) < 2:
         return None
-    previous = set(cpus)
-    os.sched_setaffinity(0, {cpus[cpu % len(cpus)]})
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {CPUS[cpu % len(CPUS)]})
     return previous
 
 
