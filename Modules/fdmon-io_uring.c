@@ -486,14 +486,24 @@ static bool fdmon_io_uring_need_wait(AioContext *ctx)
         return true;
     }
 
-    /* Sqes waiting to be submitted? */
-    if (io_uring_sq_ready(&ctx->fdmon_io_uring)) {
-        return true;
-    }
+    /*
+     * Sqes waiting to be submitted, or handler changes waiting to become
+     * sqes?  cevent: upstream returns true for these, so after every
+     * dispatch (whose re-arm is such a change) the caller neither polls nor
+     * skips the wait, and a context woken through io_uring never enters
+     * poll mode.  Submit them here without waiting instead: what completes
+     * at once makes the answer true, as above.
+     */
+    if (io_uring_sq_ready(&ctx->fdmon_io_uring) ||
+        !QSLIST_EMPTY_RCU(&ctx->submit_list)) {
+        int ret;
 
-    /* Handler changes waiting to become sqes? */
-    if (!QSLIST_EMPTY_RCU(&ctx->submit_list)) {
-        return true;
+        fill_sq_ring(ctx);
+        ret = io_uring_submit(&ctx->fdmon_io_uring);
+        if (ret < 0) {
+            return true;        /* let ->wait() submit again and report */
+        }
+        return io_uring_cq_ready(&ctx->fdmon_io_uring) != 0;
     }
 
     return false;
