@@ -101,19 +101,29 @@ static int64_t qemu_virtual_clock_ns;
  * can be called when the clock is enabled again.
  */
 
+/* cevent: one element of a timer list's heap */
+typedef struct QEMUTimerHeapEntry {
+    int64_t expire_time;        /* copy of ts->expire_time */
+    uint64_t arm_seq;           /* copy of ts->arm_seq */
+    QEMUTimer *ts;
+} QEMUTimerHeapEntry;
+
 struct QEMUTimerList {
     QEMUClock *clock;
     QemuMutex active_timers_lock;
     /*
      * cevent: upstream keeps the armed timers in a sorted linked list
      * (active_timers), so arming is O(n) and was measured to go quadratic
-     * (15.5 us per arm at 20k timers).  Here they are a binary min-heap
+     * (15.5 us per arm at 20k timers).  Here they are a 4-ary min-heap
      * ordered by (expire_time, arm_seq): the same order, earliest first
-     * and ties in arming order, with O(log n) arm and disarm.
+     * and ties in arming order, with O(log n) arm and disarm.  The keys
+     * are copied into the heap's entries so that sifting compares
+     * without following a pointer to each timer (a cache miss apiece
+     * with many timers).
      * nr_active is written under active_timers_lock and may be read
      * without it, like upstream's active_timers head pointer.
      */
-    QEMUTimer **active_timers;
+    QEMUTimerHeapEntry *active_timers;
     size_t nr_active;
     size_t active_timers_size;
     uint64_t arm_seq;
@@ -253,7 +263,7 @@ bool qemu_clock_has_timers(QEMUClockType type)
 /* cevent: the heap's root, the earliest armed timer, or NULL. */
 static QEMUTimer *timerlist_first_locked(QEMUTimerList *timer_list)
 {
-    return timer_list->nr_active ? timer_list->active_timers[0] : NULL;
+    return timer_list->nr_active ? timer_list->active_timers[0].ts : NULL;
 }
 
 bool timerlist_expired(QEMUTimerList *timer_list)
@@ -354,7 +364,7 @@ static QEMUTimer *timerlist_first_matching_locked(QEMUTimerList *timer_list,
         return ts;
     }
     for (i = 1; i < timer_list->nr_active; i++) {
-        ts = timer_list->active_timers[i];
+        ts = timer_list->active_timers[i].ts;
         if (ts->attributes & ~attr_mask) {
             continue;
         }
@@ -517,12 +527,16 @@ void timer_deinit(QEMUTimer *ts)
 }
 
 /*
- * cevent: binary min-heap helpers (replacing upstream's sorted list
- * walks).  All are called with active_timers_lock held.
+ * cevent: 4-ary min-heap helpers (replacing upstream's sorted list
+ * walks).  Entry i's children are 4i+1 .. 4i+4.  All are called with
+ * active_timers_lock held.
  */
 
+#define TIMER_HEAP_ARITY 4
+
 /* cevent: heap order: sooner expire_time first, then earlier arming. */
-static bool timer_heap_before(const QEMUTimer *a, const QEMUTimer *b)
+static inline bool timer_heap_before(const QEMUTimerHeapEntry *a,
+                                     const QEMUTimerHeapEntry *b)
 {
     if (a->expire_time != b->expire_time) {
         return a->expire_time < b->expire_time;
@@ -530,89 +544,95 @@ static bool timer_heap_before(const QEMUTimer *a, const QEMUTimer *b)
     return a->arm_seq < b->arm_seq;
 }
 
-static void timer_heap_put(QEMUTimerList *timer_list, size_t i,
-                           QEMUTimer *ts)
+static inline void timer_heap_put(QEMUTimerList *timer_list, size_t i,
+                                  const QEMUTimerHeapEntry *e)
 {
-    timer_list->active_timers[i] = ts;
-    ts->heap_index = i;
+    timer_list->active_timers[i] = *e;
+    e->ts->heap_index = i;
 }
 
 static void timer_heap_sift_up(QEMUTimerList *timer_list, size_t i)
 {
-    QEMUTimer *ts = timer_list->active_timers[i];
+    QEMUTimerHeapEntry *heap = timer_list->active_timers;
+    QEMUTimerHeapEntry e = heap[i];
 
     while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        QEMUTimer *p = timer_list->active_timers[parent];
+        size_t parent = (i - 1) / TIMER_HEAP_ARITY;
 
-        if (!timer_heap_before(ts, p)) {
+        if (!timer_heap_before(&e, &heap[parent])) {
             break;
         }
-        timer_heap_put(timer_list, i, p);
+        timer_heap_put(timer_list, i, &heap[parent]);
         i = parent;
     }
-    timer_heap_put(timer_list, i, ts);
+    timer_heap_put(timer_list, i, &e);
 }
 
 static void timer_heap_sift_down(QEMUTimerList *timer_list, size_t i)
 {
+    QEMUTimerHeapEntry *heap = timer_list->active_timers;
     size_t n = timer_list->nr_active;
-    QEMUTimer *ts = timer_list->active_timers[i];
+    QEMUTimerHeapEntry e = heap[i];
 
     for (;;) {
-        size_t child = 2 * i + 1;
-        QEMUTimer *c;
+        size_t first = TIMER_HEAP_ARITY * i + 1;
+        size_t end = MIN(first + TIMER_HEAP_ARITY, n);
+        size_t best, c;
 
-        if (child >= n) {
+        if (first >= n) {
             break;
         }
-        c = timer_list->active_timers[child];
-        if (child + 1 < n &&
-            timer_heap_before(timer_list->active_timers[child + 1], c)) {
-            child++;
-            c = timer_list->active_timers[child];
+        best = first;
+        for (c = first + 1; c < end; c++) {
+            if (timer_heap_before(&heap[c], &heap[best])) {
+                best = c;
+            }
         }
-        if (!timer_heap_before(c, ts)) {
+        if (!timer_heap_before(&heap[best], &e)) {
             break;
         }
-        timer_heap_put(timer_list, i, c);
-        i = child;
+        timer_heap_put(timer_list, i, &heap[best]);
+        i = best;
     }
-    timer_heap_put(timer_list, i, ts);
+    timer_heap_put(timer_list, i, &e);
 }
 
 static void timer_heap_insert(QEMUTimerList *timer_list, QEMUTimer *ts)
 {
     size_t n = timer_list->nr_active;
+    QEMUTimerHeapEntry e = {
+        .expire_time = ts->expire_time,
+        .arm_seq = ts->arm_seq,
+        .ts = ts,
+    };
 
     if (n == timer_list->active_timers_size) {
         size_t size = n ? n * 2 : 16;
 
-        timer_list->active_timers = g_renew(QEMUTimer *,
+        timer_list->active_timers = g_renew(QEMUTimerHeapEntry,
                                             timer_list->active_timers, size);
         timer_list->active_timers_size = size;
     }
-    timer_heap_put(timer_list, n, ts);
+    timer_heap_put(timer_list, n, &e);
     qatomic_set(&timer_list->nr_active, n + 1);
     timer_heap_sift_up(timer_list, n);
 }
 
 static void timer_heap_remove(QEMUTimerList *timer_list, QEMUTimer *ts)
 {
+    QEMUTimerHeapEntry *heap = timer_list->active_timers;
     size_t i = ts->heap_index;
     size_t last = timer_list->nr_active - 1;
-    QEMUTimer *moved;
 
-    assert(i < timer_list->nr_active && timer_list->active_timers[i] == ts);
+    assert(i < timer_list->nr_active && heap[i].ts == ts);
     ts->heap_index = SIZE_MAX;
     qatomic_set(&timer_list->nr_active, last);
     if (i == last) {
         return;
     }
-    moved = timer_list->active_timers[last];
-    timer_heap_put(timer_list, i, moved);
+    timer_heap_put(timer_list, i, &heap[last]);
     if (i > 0 &&
-        timer_heap_before(moved, timer_list->active_timers[(i - 1) / 2])) {
+        timer_heap_before(&heap[i], &heap[(i - 1) / TIMER_HEAP_ARITY])) {
         timer_heap_sift_up(timer_list, i);
     } else {
         timer_heap_sift_down(timer_list, i);

@@ -60,7 +60,7 @@ struct QEMUTimer {
     /*
      * cevent: upstream keeps armed timers in a sorted singly linked list
      * (a 'next' field here), which makes arming O(n).  cevent keeps them in
-     * a binary min-heap ordered by (expire_time, arm_seq): the same
+     * a 4-ary min-heap ordered by (expire_time, arm_seq): the same
      * observable order (earliest first, ties in arming order), O(log n)
      * arm and disarm.
      */
