@@ -15,6 +15,7 @@ from support import (
     Counter,
     drain,
     readable,
+    run_until,
     scaled,
     virtual_now,
 )
@@ -511,6 +512,56 @@ def test_stats_blocked_time(ctx):
     before = ctx.stats()["blocked_ns"]
     _timed_iteration(ctx, 20 * NS_PER_MS)
     assert ctx.stats()["blocked_ns"] >= before + 10 * NS_PER_MS
+
+
+def test_stats_waits_and_polling(ctx):
+    """waits counts fd-monitor waits; polling_ns grows while poll mode
+    spins (a native poller keeps the handler on the poll list)."""
+    before = ctx.stats()
+    _timed_iteration(ctx, 2 * NS_PER_MS)
+    after = ctx.stats()
+    assert after["waits"] >= before["waits"] + 1
+    assert after["polling_ns"] == before["polling_ns"]   # polling is off
+
+    buf = bytearray(8)
+    poller = cevent.MemoryPoller(buf)
+    e = cevent.EventNotifier()
+    ready = []
+    ctx.set_event_notifier(e, io_read=lambda n: n.test_and_clear(),
+                           io_poll=poller, io_poll_ready=ready.append)
+    try:
+        e.set()
+        run_until(ctx, lambda: ctx.stats()["handler_dispatches"]
+                  > after["handler_dispatches"])
+        ctx.set_poll_params(10 * NS_PER_MS)
+        before = ctx.stats()
+        for _ in range(5):
+            _timed_iteration(ctx, 2 * NS_PER_MS)
+        assert ctx.stats()["polling_ns"] > before["polling_ns"]
+    finally:
+        ctx.set_event_notifier(e)
+        e.close()
+
+
+def test_stats_notify_counters(ctx):
+    """notify() with nobody waiting only raises the flag (notify_skipped);
+    one that finds the loop blocked writes the eventfd (notify_syscalls)."""
+    drain(ctx)
+    before = ctx.stats()
+    ctx.notify()
+    after = ctx.stats()
+    assert after["notify_skipped"] == before["notify_skipped"] + 1
+    assert after["notify_syscalls"] == before["notify_syscalls"]
+    drain(ctx)
+
+    before = ctx.stats()
+    waker = threading.Timer(0.05, ctx.notify)
+    waker.start()
+    try:
+        ctx.poll(True)                 # blocks until the notify
+    finally:
+        waker.join()
+    assert ctx.stats()["notify_syscalls"] >= before["notify_syscalls"] + 1
 
 
 # ---- the embedding (GSource) path ------------------------------------------

@@ -1,6 +1,6 @@
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Final, Self, final
+from typing import Any, Final, Self, TypedDict, final
 
 from _typeshed import FileDescriptorLike
 from typing_extensions import disjoint_base
@@ -20,6 +20,21 @@ def unavailable_backends() -> dict[str, str]: ...
 def clock_ns(clock: int = ...) -> int: ...
 def clock_step(ns: int, /) -> None: ...
 def _live_counts() -> dict[str, int]: ...
+
+class ContextStats(TypedDict):
+    """AioContext.stats(): always-on counters since the context was made."""
+
+    iterations: int  # aio_poll() iterations (poll(), dispatch())
+    blocked_ns: int  # time spent in the fd monitor's wait (GIL released)
+    polling_ns: int  # time spent busy-polling (the spin of poll mode)
+    waits: int  # fd monitor waits (a syscall each)
+    handler_dispatches: int  # fd/notifier/poll-ready callbacks run
+    bh_dispatches: int  # bottom halves run
+    timer_dispatches: int  # timer callbacks run
+    poll_grow: int  # times adaptive polling grew poll_ns
+    poll_shrink: int  # times it shrank poll_ns
+    notify_skipped: int  # notify()s that needed no eventfd write
+    notify_syscalls: int  # notify()s that wrote the eventfd
 
 _Callback = Callable[[], object]
 _NotifierCallback = Callable[[EventNotifier], object]
@@ -81,7 +96,7 @@ class AioContext:
         self, clock: int, scale: int, callback: _Callback, /
     ) -> Timer: ...
     def clock_step(self, ns: int, /) -> None: ...
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> ContextStats: ...
     def close(self) -> None: ...
     def _set_home_thread(self) -> None: ...
     def __enter__(self) -> Self: ...
