@@ -28,8 +28,7 @@ from ._cevent import (
     unavailable_backends,
 )
 from ._iothread import IOThread
-
-# asyncio face (new_event_loop, EventLoopPolicy, Loop, run): see issue 8.
+from ._loop import EventLoopPolicy, Loop, new_event_loop, run
 
 
 def get_include() -> str:
@@ -49,6 +48,10 @@ __all__ = [
     "EventNotifierPoller",
     "MemoryPoller",
     "IOThread",
+    "Loop",
+    "new_event_loop",
+    "EventLoopPolicy",
+    "run",
     "backends",
     "unavailable_backends",
     "clock_ns",

@@ -182,3 +182,21 @@ class MemoryPoller(Poller):
     def offset(self) -> int: ...
     @property
     def size(self) -> int: ...
+
+class _LoopCore:
+    """The native base of cevent.Loop (call_soon and running ready handles)."""
+
+    _closed: bool
+    _debug: bool
+    _ready: Any
+    def call_soon(
+        self, callback: Callable[..., object], /, *args: Any,
+        context: Any = None,
+    ) -> Any: ...
+    def _run_ready(self, ntodo: int, /) -> None: ...
+
+def _loopcore_configure(
+    handle_type: type, plain_handle_types: tuple[type, ...],
+    exc_hook: Callable[[Any, BaseException], object],
+    py_call_soon: Callable[..., Any], /,
+) -> None: ...

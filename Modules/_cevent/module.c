@@ -256,6 +256,13 @@ static PyMethodDef cevent_methods[] = {
      clock_ns_doc},
     {"clock_step", cevent_clock_step, METH_O, clock_step_doc},
     {"_live_counts", cevent_live_counts, METH_NOARGS, live_counts_doc},
+    {"_loopcore_configure", CEV_METH(cev_loopcore_configure), METH_FASTCALL,
+     "_loopcore_configure($module, handle_type, plain_handle_types,\n"
+     "                    exc_hook, py_call_soon, /)\n--\n\n"
+     "Give cevent.Loop's native core the asyncio pieces it relies on: the\n"
+     "Handle type call_soon() makes, the handle types whose _run is\n"
+     "Handle._run, exc_hook(handle, exc) for a callback that raised, and\n"
+     "the Python call_soon used in debug mode."},
 #ifdef CEVENT_FAULT_INJECTION
     {"_fault_inject", CEV_METH(cevent_fault_inject), METH_FASTCALL,
      fault_inject_doc},
@@ -281,6 +288,14 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->capsule);
     Py_VISIT(state->backends);
     Py_VISIT(state->unavailable);
+    Py_VISIT(state->LoopCoreType);
+    Py_VISIT(state->loop_handle_type);
+    Py_VISIT(state->loop_plain_handle_types);
+    Py_VISIT(state->loop_exc_hook);
+    Py_VISIT(state->loop_py_call_soon);
+    Py_VISIT(state->str_append);
+    Py_VISIT(state->str_popleft);
+    Py_VISIT(state->str__run);
     return 0;
 }
 
@@ -300,6 +315,14 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->capsule);
     Py_CLEAR(state->backends);
     Py_CLEAR(state->unavailable);
+    Py_CLEAR(state->LoopCoreType);
+    Py_CLEAR(state->loop_handle_type);
+    Py_CLEAR(state->loop_plain_handle_types);
+    Py_CLEAR(state->loop_exc_hook);
+    Py_CLEAR(state->loop_py_call_soon);
+    Py_CLEAR(state->str_append);
+    Py_CLEAR(state->str_popleft);
+    Py_CLEAR(state->str__run);
     return 0;
 }
 
@@ -349,7 +372,16 @@ cevent_exec(PyObject *module)
              state->PollerType, true);
     ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType,
              true);
+    ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL, true);
 #undef ADD_TYPE
+
+    state->str_append = PyUnicode_InternFromString("append");
+    state->str_popleft = PyUnicode_InternFromString("popleft");
+    state->str__run = PyUnicode_InternFromString("_run");
+    if (state->str_append == NULL || state->str_popleft == NULL ||
+        state->str__run == NULL) {
+        return -1;
+    }
 
     if (PyModule_AddIntConstant(module, "CLOCK_REALTIME",
                                 QEMU_CLOCK_REALTIME) < 0 ||

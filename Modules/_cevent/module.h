@@ -51,6 +51,16 @@ typedef struct {
     PyObject *capsule;                   /* cevent._C_API */
     PyObject *backends;                  /* tuple, best first */
     PyObject *unavailable;               /* dict: backend -> reason */
+    /* cevent.Loop's native core (loopcore.c) */
+    PyTypeObject *LoopCoreType;
+    PyObject *loop_handle_type;          /* asyncio.events.Handle */
+    PyObject *loop_plain_handle_types;   /* tuple: types run natively */
+    PyObject *loop_exc_hook;             /* exc_hook(handle, exc) */
+    PyObject *loop_py_call_soon;         /* BaseEventLoop.call_soon */
+    Py_ssize_t loop_slot_offsets[7];     /* Handle slots, see loopcore.c */
+    PyObject *str_append;                /* interned method names */
+    PyObject *str_popleft;
+    PyObject *str__run;
 } cevent_state;
 
 extern PyModuleDef ceventmodule;
@@ -300,6 +310,10 @@ extern PyType_Spec cev_lockcnt_spec;
 extern PyType_Spec cev_poller_spec;
 extern PyType_Spec cev_event_notifier_poller_spec;
 extern PyType_Spec cev_memory_poller_spec;
+extern PyType_Spec cev_loopcore_spec;
+
+PyObject *cev_loopcore_configure(PyObject *module, PyObject *const *args,
+                                 Py_ssize_t nargs);
 
 /* capi.c: build the cevent._C_API capsule. */
 PyObject *cev_capi_new(cevent_state *state);

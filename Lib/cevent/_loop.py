@@ -1,0 +1,558 @@
+"""The asyncio face of cevent: an ``asyncio`` event loop on an AioContext.
+
+:class:`Loop` is asyncio's own Unix selector loop
+(``asyncio.unix_events._UnixSelectorEventLoop``: transports, servers, SSL,
+subprocesses, signals, executors, sendfile, ...) driven by a
+:class:`cevent.AioContext` instead of a :mod:`selectors` selector:
+
+* readiness comes from ``ctx.set_fd_handler``: the fd handlers put the
+  reader or writer :class:`asyncio.Handle` straight on the ready queue while
+  ``ctx.poll()`` runs, so there is no event list to walk afterwards;
+* the wait for the next ``call_later``/``call_at`` is a cevent
+  :class:`~cevent.Timer` on ``CLOCK_REALTIME`` in ns, armed at the earliest
+  deadline, and ``ctx.poll(True)`` (which releases the GIL) returns when it
+  fires;
+* ``call_soon_threadsafe`` wakes the loop with ``ctx.notify()``, not the
+  self-pipe (which stays for signals only);
+* the loop's clock is QEMU's ``QEMU_CLOCK_REALTIME`` (``cevent.clock_ns()``,
+  ``CLOCK_MONOTONIC``), kept in integer ns.  Every timer handle carries its
+  deadline in ns, rounded up, and runs only once the clock has reached it:
+  unlike ``BaseEventLoop`` there is no ``_clock_resolution`` slack, so a
+  callback never runs before its delay has elapsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import math
+import selectors
+import sys
+from asyncio import base_events, events, format_helpers
+from asyncio import unix_events
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from contextvars import Context
+from typing import Any, TypeVar
+
+from ._cevent import (
+    CLOCK_REALTIME,
+    SCALE_NS,
+    AioContext,
+    _LoopCore,
+    _loopcore_configure,
+    clock_ns,
+)
+
+__all__ = ["Loop", "EventLoopPolicy", "new_event_loop", "run"]
+
+_T = TypeVar("_T")
+
+_EVENT_READ = selectors.EVENT_READ
+_EVENT_WRITE = selectors.EVENT_WRITE
+_NS = 1_000_000_000
+# Deadlines at or beyond this (e.g. call_later(math.inf)) never fire and
+# never arm the wake-up timer.
+_NEVER_NS = 1 << 62
+# Same thresholds as BaseEventLoop for purging cancelled timer handles.
+_MIN_SCHEDULED_TIMER_HANDLES = 100
+_MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
+
+_heappush = heapq.heappush
+_heappop = heapq.heappop
+
+
+def _noop() -> None:
+    pass
+
+
+def _seconds_to_ns_ceil(seconds: float) -> int:
+    """The smallest integer number of ns that is >= ``seconds`` exactly:
+    no float rounding (the float ``0.1`` is slightly more than 100 ms, so
+    it gives 100000001 ns).  +-inf give +-``_NEVER_NS``; NaN raises
+    ``ValueError``."""
+    if type(seconds) is int:
+        return seconds * _NS
+    try:
+        num, den = float(seconds).as_integer_ratio()
+    except OverflowError:
+        return _NEVER_NS if seconds > 0 else -_NEVER_NS
+    except ValueError:
+        raise ValueError(f"invalid time: {seconds!r}") from None
+    return -((-num * _NS) // den)
+
+
+def _delay_to_ns(delay: float) -> int:
+    """``_seconds_to_ns_ceil`` for call_later's delays, through a small
+    cache (delays repeat: timeouts are usually constants)."""
+    ns = _seconds_to_ns_ceil(delay)
+    if len(_delay_ns_cache) >= _DELAY_NS_CACHE_SIZE:
+        _delay_ns_cache.clear()
+    _delay_ns_cache[delay] = ns
+    return ns
+
+
+_delay_ns_cache: dict[float, int] = {}
+_DELAY_NS_CACHE_SIZE = 512
+
+
+class _TimerHandle(events.TimerHandle):
+    """A TimerHandle that also knows its deadline in integer ns on the
+    loop's clock; the heap is ordered by it and the loop runs the handle
+    only once ``clock_ns() >= _when_ns``."""
+
+    __slots__ = ("_when_ns",)
+
+    _when_ns: int
+
+    def __lt__(self, other: object) -> bool:
+        try:
+            return self._when_ns < other._when_ns  # type: ignore[attr-defined]
+        except AttributeError:
+            return super().__lt__(other)
+
+
+def _handle_exception(handle: events.Handle, exc: BaseException) -> None:
+    """What ``Handle._run`` does when the callback raised ``exc`` (not
+    SystemExit or KeyboardInterrupt); called by ``_LoopCore._run_ready``."""
+    cb = format_helpers._format_callback_source(  # type: ignore[attr-defined]
+        handle._callback, handle._args)  # type: ignore[attr-defined]
+    context = {
+        "message": f"Exception in callback {cb}",
+        "exception": exc,
+        "handle": handle,
+    }
+    if handle._source_traceback:  # type: ignore[attr-defined]
+        context["source_traceback"] = \
+            handle._source_traceback  # type: ignore[attr-defined]
+    handle._loop.call_exception_handler(context)  # type: ignore[attr-defined]
+
+
+# The native core makes plain asyncio Handles in call_soon() and runs the
+# handles whose _run is Handle._run itself.
+_loopcore_configure(events.Handle,
+                    (events.Handle, events.TimerHandle, _TimerHandle),
+                    _handle_exception,
+                    base_events.BaseEventLoop.call_soon)
+
+
+class _FdWatch:
+    """The fd handler of one registered fd: puts the asyncio reader or
+    writer handle of the fd's selector key on the loop's ready queue (what
+    ``BaseSelectorEventLoop._process_events`` does for a selector's event
+    list), or drops a cancelled one as ``_process_events`` does."""
+
+    __slots__ = ("key", "ready", "selector")
+
+    def __init__(self, key: selectors.SelectorKey, ready: deque[Any],
+                 selector: _AioContextSelector) -> None:
+        self.key = key
+        self.ready = ready
+        self.selector = selector
+
+    def read_ready(self) -> None:
+        reader = self.key.data[0]
+        if reader is not None:
+            if reader._cancelled:
+                self.selector._drop_cancelled(self.key.fd, _EVENT_READ)
+            else:
+                self.ready.append(reader)
+
+    def write_ready(self) -> None:
+        writer = self.key.data[1]
+        if writer is not None:
+            if writer._cancelled:
+                self.selector._drop_cancelled(self.key.fd, _EVENT_WRITE)
+            else:
+                self.ready.append(writer)
+
+
+class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
+    """Mapping of file objects to selector keys (as in :mod:`selectors`)."""
+
+    def __init__(self, selector: _AioContextSelector) -> None:
+        self._selector = selector
+
+    def __len__(self) -> int:
+        return len(self._selector._watches)
+
+    def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
+        try:
+            fd = self._selector._fileobj_lookup(fileobj)
+            return self._selector._watches[fd].key
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+
+    def __iter__(self) -> Any:
+        return iter(self._selector._watches)
+
+
+class _AioContextSelector(selectors.BaseSelector):
+    """A :class:`selectors.BaseSelector` over ``AioContext.set_fd_handler``,
+    made for :class:`Loop` only.
+
+    The key data must be the ``(reader, writer)`` pair of asyncio handles
+    that ``BaseSelectorEventLoop`` stores there.  Ready handles go straight
+    to the loop's ready queue from the fd handlers, so :meth:`select`
+    returns an empty list: the loop's ``_process_events`` then has nothing
+    to do.
+    """
+
+    def __init__(self, ctx: AioContext, ready: deque[Any]) -> None:
+        self._ctx = ctx
+        self._ready = ready
+        self._watches: dict[int, _FdWatch] = {}
+        self._map: _SelectorMapping | None = _SelectorMapping(self)
+        self._timer = ctx.timer_new(CLOCK_REALTIME, SCALE_NS, _noop)
+
+    def _fileobj_lookup(self, fileobj: Any) -> int:
+        if type(fileobj) is int:
+            if fileobj < 0:
+                raise ValueError(f"Invalid file descriptor: {fileobj}")
+            return fileobj
+        try:
+            return selectors._fileobj_to_fd(fileobj)  # type: ignore
+        except ValueError:
+            # A closed file object: search the registered keys for it, as
+            # selectors._BaseSelectorImpl does.
+            for watch in self._watches.values():
+                if watch.key.fileobj is fileobj:
+                    return watch.key.fd
+            raise
+
+    def _set_handler(self, watch: _FdWatch) -> None:
+        events = watch.key.events
+        self._ctx.set_fd_handler(
+            watch.key.fd,
+            watch.read_ready if events & _EVENT_READ else None,
+            watch.write_ready if events & _EVENT_WRITE else None)
+
+    def register(self, fileobj: Any, events: int,
+                 data: Any = None) -> selectors.SelectorKey:
+        if (not events) or (events & ~(_EVENT_READ | _EVENT_WRITE)):
+            raise ValueError(f"Invalid events: {events!r}")
+        if self._map is None:
+            raise RuntimeError("selector is closed")
+        fd = self._fileobj_lookup(fileobj)
+        if fd in self._watches:
+            raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
+        key = selectors.SelectorKey(fileobj, fd, events, data)
+        watch = _FdWatch(key, self._ready, self)
+        self._set_handler(watch)
+        self._watches[fd] = watch
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        try:
+            watch = self._watches.pop(self._fileobj_lookup(fileobj))
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+        if not self._ctx.closed:
+            self._ctx.set_fd_handler(watch.key.fd, None)
+        return watch.key
+
+    def modify(self, fileobj: Any, events: int,
+               data: Any = None) -> selectors.SelectorKey:
+        try:
+            watch = self._watches[self._fileobj_lookup(fileobj)]
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+        key = watch.key
+        if events != key.events:
+            if (not events) or (events & ~(_EVENT_READ | _EVENT_WRITE)):
+                raise ValueError(f"Invalid events: {events!r}")
+            watch.key = key = key._replace(events=events, data=data)
+            self._set_handler(watch)
+        elif data is not key.data:
+            # Same events: the handler reads the handles from the key, so
+            # the fd monitor needs no update.
+            watch.key = key = key._replace(data=data)
+        return key
+
+    def _drop_cancelled(self, fd: int, event: int) -> None:
+        """Forget the cancelled reader (or writer) of ``fd``, as
+        ``BaseSelectorEventLoop._remove_reader`` does."""
+        watch = self._watches.get(fd)
+        if watch is None:
+            return
+        key = watch.key
+        mask = key.events & ~event
+        reader, writer = key.data
+        if event == _EVENT_READ:
+            data = (None, writer)
+        else:
+            data = (reader, None)
+        if not mask:
+            self.unregister(fd)
+        else:
+            self.modify(fd, mask, data)
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        if self._map is None:
+            raise RuntimeError("Selector is closed")
+        try:
+            return self._watches[self._fileobj_lookup(fileobj)].key
+        except KeyError:
+            raise KeyError(f"{fileobj!r} is not registered") from None
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._map  # type: ignore[return-value]
+
+    def arm(self, deadline_ns: int) -> None:
+        """Make the next ``ctx.poll(True)`` return by ``deadline_ns``."""
+        timer = self._timer
+        if deadline_ns < _NEVER_NS and timer.expire_time != deadline_ns:
+            timer.mod_ns(deadline_ns)
+
+    def select(self, timeout: float | None = None) -> list[Any]:
+        """One ``ctx.poll()`` iteration, blocking for at most ``timeout``
+        seconds (``None``: until something happens).  Ready handles are
+        already on the loop's ready queue when it returns, so the event
+        list is always empty."""
+        if timeout is not None and timeout <= 0:
+            self._ctx.poll(False)
+            return []
+        if timeout is not None:
+            self.arm(clock_ns() + _seconds_to_ns_ceil(timeout))
+        self._ctx.poll(True)
+        return []
+
+    def close(self) -> None:
+        if self._map is None:
+            return
+        self._map = None
+        ctx = self._ctx
+        if not ctx.closed:
+            self._timer.delete()
+            for fd in self._watches:
+                ctx.set_fd_handler(fd, None)
+            ctx.close()
+        self._watches.clear()
+
+
+class Loop(_LoopCore,  # type: ignore[misc]
+           unix_events._UnixSelectorEventLoop):
+    """An asyncio event loop driven by a :class:`cevent.AioContext`.
+
+    Its native base, ``_LoopCore``, implements ``call_soon()`` and runs the
+    ready handles in C (outside debug mode), with asyncio's semantics.
+
+    ``backend`` picks the context's fd monitor as ``AioContext(backend)``
+    does (``None``: io_uring when usable, else poll/epoll).  The loop may
+    be created in one thread and run in another: ``run_forever()`` makes
+    the running thread the context's home thread.
+    """
+
+    _selector: _AioContextSelector | None  # type: ignore[assignment]
+
+    def __init__(self, *, backend: str | None = None) -> None:
+        # BaseEventLoop.__del__ reads _closed: let a loop whose context
+        # could not be made (bad backend) be collected quietly.
+        self._closed = True
+        self._ctx = AioContext(backend)
+        ready: deque[events.Handle] = deque()
+        self.__selector = _AioContextSelector(self._ctx, ready)
+        super().__init__(self.__selector)
+        # BaseEventLoop made a ready queue of its own: run the one the fd
+        # handlers fill instead (nothing is queued yet).
+        self._ready = ready
+        self._clock_resolution = 1e-9
+
+    @property
+    def context(self) -> AioContext:
+        """The :class:`cevent.AioContext` under this loop."""
+        return self._ctx
+
+    @property
+    def backend(self) -> str:
+        """The fd monitor in use (``AioContext.backend``)."""
+        return self._ctx.backend
+
+    def time(self) -> float:
+        """The loop's clock in seconds: ``cevent.clock_ns() / 1e9``."""
+        return clock_ns() / 1e9
+
+    def call_later(self, delay: float, callback: Callable[..., object],
+                   *args: Any, context: Context | None = None
+                   ) -> events.TimerHandle:
+        # The deadline is now + delay in integer ns, rounded up (see the
+        # module docstring).
+        if delay is None:
+            raise TypeError("delay must not be None")
+        try:
+            delay_ns = _delay_ns_cache[delay]
+        except KeyError:
+            delay_ns = _delay_to_ns(delay)
+        when_ns = clock_ns() + delay_ns
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_later")
+        if -_NEVER_NS < when_ns < _NEVER_NS:
+            when = when_ns / 1e9
+        else:
+            when = math.inf if when_ns > 0 else -math.inf
+        timer = _TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        timer._when_ns = when_ns
+        _heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def call_at(self, when: float, callback: Callable[..., object],
+                *args: Any, context: Context | None = None
+                ) -> events.TimerHandle:
+        # Runs once clock_ns() >= ceil(when * 1e9) exactly, so that
+        # loop.time() >= when in the callback.
+        if when is None:
+            raise TypeError("when cannot be None")
+        when_ns = _seconds_to_ns_ceil(when)
+        self._check_closed()
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+        timer = _TimerHandle(when, callback, args, self, context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        timer._when_ns = when_ns
+        _heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def _write_to_self(self) -> None:
+        # call_soon_threadsafe's wake-up: aio_notify, thread-safe and
+        # race-free against a poll that is about to block.
+        try:
+            self._ctx.notify()
+        except ValueError:
+            pass  # closed meanwhile
+
+    def run_forever(self) -> None:
+        self._check_closed()
+        self._check_running()
+        self._ctx._set_home_thread()
+        super().run_forever()
+
+    def _run_once(self) -> None:
+        """One loop iteration: ``ctx.poll()`` (fd handlers queue the ready
+        I/O handles), then the timers that are due, then every handle that
+        was ready before this iteration's callbacks started."""
+        scheduled = self._scheduled
+        sched_count = len(scheduled)
+        if (sched_count > _MIN_SCHEDULED_TIMER_HANDLES and
+                self._timer_cancelled_count / sched_count >
+                _MIN_CANCELLED_TIMER_HANDLES_FRACTION):
+            new_scheduled = []
+            for handle in scheduled:
+                if handle._cancelled:
+                    handle._scheduled = False
+                else:
+                    new_scheduled.append(handle)
+            heapq.heapify(new_scheduled)
+            self._scheduled = scheduled = new_scheduled
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                handle = _heappop(scheduled)
+                handle._scheduled = False
+
+        ready = self._ready
+        ctx = self._ctx
+        if ready or self._stopping:
+            ctx.poll(False)
+        else:
+            if scheduled:
+                self.__selector.arm(scheduled[0]._when_ns)
+            ctx.poll(True)
+
+        if scheduled:
+            now_ns = clock_ns()
+            while scheduled:
+                handle = scheduled[0]
+                if handle._when_ns > now_ns:
+                    break
+                handle = _heappop(scheduled)
+                handle._scheduled = False
+                ready.append(handle)
+
+        if self._debug:
+            self._run_ready_debug(len(ready))
+        else:
+            self._run_ready(len(ready))
+
+    def _run_ready_debug(self, ntodo: int) -> None:
+        ready = self._ready
+        for _ in range(ntodo):
+            handle = ready.popleft()
+            if handle._cancelled:
+                continue
+            try:
+                self._current_handle = handle
+                t0 = self.time()
+                handle._run()
+                dt = self.time() - t0
+                if dt >= self.slow_callback_duration:
+                    base_events.logger.warning(
+                        "Executing %s took %.3f seconds",
+                        base_events._format_handle(handle),  # type: ignore
+                        dt)
+            finally:
+                self._current_handle = None
+        handle = None  # Needed to break cycles when an exception occurs.
+
+
+def new_event_loop(*, backend: str | None = None) -> Loop:
+    """Return a new :class:`Loop` (``backend`` as for ``AioContext``)."""
+    return Loop(backend=backend)
+
+
+class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):  # type: ignore
+    """asyncio's default Unix policy (child watchers included) whose loops
+    are :class:`Loop` objects::
+
+        asyncio.set_event_loop_policy(cevent.EventLoopPolicy())
+    """
+
+    def __init__(self, *, backend: str | None = None) -> None:
+        super().__init__()
+        self._backend = backend
+
+    def _loop_factory(self) -> Loop:  # type: ignore[override]
+        return Loop(backend=self._backend)
+
+
+def run(main: Coroutine[Any, Any, _T], *,
+        loop_factory: Callable[[], Loop] | None = new_event_loop,
+        debug: bool | None = None, **run_kwargs: Any) -> _T:
+    """Run the coroutine ``main`` on a new :class:`Loop` and return its
+    result, as ``asyncio.run`` does (and ``uvloop.run``, whose signature
+    this is).  ``loop_factory`` must return a :class:`Loop`."""
+
+    if events._get_running_loop() is not None:
+        raise RuntimeError(
+            "asyncio.run() cannot be called from a running event loop")
+    if not asyncio.iscoroutine(main):
+        raise ValueError(f"a coroutine was expected, got {main!r}")
+
+    async def wrapper() -> _T:
+        loop = events._get_running_loop()
+        if not isinstance(loop, Loop):
+            main.close()
+            raise TypeError("cevent.run() uses a non-cevent event loop")
+        return await main
+
+    if sys.version_info >= (3, 12):
+        return asyncio.run(wrapper(), loop_factory=loop_factory,
+                           debug=debug, **run_kwargs)
+    with asyncio.Runner(loop_factory=loop_factory, debug=debug,
+                        **run_kwargs) as runner:
+        return runner.run(wrapper())
+
+
+# Keep the names users see in tracebacks and reprs short.
+for _obj in (Loop, EventLoopPolicy, new_event_loop, run):
+    _obj.__module__ = "cevent"
+del _obj
