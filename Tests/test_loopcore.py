@@ -241,3 +241,34 @@ def test_refcounts_stable(loop):
     run_pending(loop)
     gc.collect()
     assert (sys.getrefcount(arg), sys.getrefcount(cb)) == before
+
+
+def test_ns_ceil_exact():
+    """_ns_ceil rounds the float's exact value up to whole ns, in C with
+    128-bit arithmetic; checked against Fraction."""
+    import math
+    import random
+    from fractions import Fraction
+
+    never = 1 << 62
+    rng = random.Random(5)
+    values = [0.0, -0.0, 0.1, 1e-9, 1e-10, -1e-10, 5e-324, -5e-324, 1.5e-3,
+              -0.25, 86400 * 365.0, 2.0 ** 40, 4.6e9, True]
+    values += [rng.uniform(-1e6, 1e6) for _ in range(5000)]
+    values += [rng.uniform(-1e-6, 1e-6) for _ in range(5000)]
+    values += [rng.randrange(10**9) / 1e9 for _ in range(5000)]
+    for value in values:
+        exact = math.ceil(Fraction(value) * 10**9)
+        assert _cevent._ns_ceil(value) == max(-never, min(never, exact)), \
+            value
+    assert _cevent._ns_ceil(3) == 3 * 10**9
+    assert _cevent._ns_ceil(10**30) == 10**39          # ints: exact
+    assert _cevent._ns_ceil(Fraction(1, 3)) == 333333334
+    assert _cevent._ns_ceil(1e300) == never
+    assert _cevent._ns_ceil(-1e300) == -never
+    assert _cevent._ns_ceil(float("inf")) == never
+    assert _cevent._ns_ceil(float("-inf")) == -never
+    with pytest.raises(ValueError, match="invalid time"):
+        _cevent._ns_ceil(float("nan"))
+    with pytest.raises(TypeError):
+        _cevent._ns_ceil("1")

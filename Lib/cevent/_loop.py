@@ -41,6 +41,7 @@ from ._cevent import (
     AioContext,
     _LoopCore,
     _loopcore_configure,
+    _ns_ceil,
     clock_ns,
 )
 
@@ -66,34 +67,11 @@ def _noop() -> None:
     pass
 
 
-def _seconds_to_ns_ceil(seconds: float) -> int:
-    """The smallest integer number of ns that is >= ``seconds`` exactly:
-    no float rounding (the float ``0.1`` is slightly more than 100 ms, so
-    it gives 100000001 ns).  +-inf give +-``_NEVER_NS``; NaN raises
-    ``ValueError``."""
-    if type(seconds) is int:
-        return seconds * _NS
-    try:
-        num, den = float(seconds).as_integer_ratio()
-    except OverflowError:
-        return _NEVER_NS if seconds > 0 else -_NEVER_NS
-    except ValueError:
-        raise ValueError(f"invalid time: {seconds!r}") from None
-    return -((-num * _NS) // den)
-
-
-def _delay_to_ns(delay: float) -> int:
-    """``_seconds_to_ns_ceil`` for call_later's delays, through a small
-    cache (delays repeat: timeouts are usually constants)."""
-    ns = _seconds_to_ns_ceil(delay)
-    if len(_delay_ns_cache) >= _DELAY_NS_CACHE_SIZE:
-        _delay_ns_cache.clear()
-    _delay_ns_cache[delay] = ns
-    return ns
-
-
-_delay_ns_cache: dict[float, int] = {}
-_DELAY_NS_CACHE_SIZE = 512
+# The smallest integer number of ns that is >= seconds exactly: no float
+# rounding (the float 0.1 is slightly more than 100 ms, so it gives
+# 100000001 ns).  +-inf (and finite values beyond) give +-_NEVER_NS; NaN
+# raises ValueError.  In C, with 128-bit arithmetic on the float's mantissa.
+_seconds_to_ns_ceil: Callable[[float], int] = _ns_ceil
 
 
 class _TimerHandle(events.TimerHandle):
@@ -379,11 +357,7 @@ class Loop(_LoopCore,  # type: ignore[misc]
         # module docstring).
         if delay is None:
             raise TypeError("delay must not be None")
-        try:
-            delay_ns = _delay_ns_cache[delay]
-        except KeyError:
-            delay_ns = _delay_to_ns(delay)
-        when_ns = clock_ns() + delay_ns
+        when_ns = clock_ns() + _seconds_to_ns_ceil(delay)
         if self._closed:
             raise RuntimeError("Event loop is closed")
         if self._debug:

@@ -29,6 +29,7 @@
 
 #include "module.h"
 
+#include <math.h>
 #include <structmember.h>
 
 typedef struct {
@@ -510,6 +511,96 @@ cev_loopcore_configure(PyObject *module, PyObject *const *args,
     Py_XSETREF(state->loop_exc_hook, Py_NewRef(args[2]));
     Py_XSETREF(state->loop_py_call_soon, Py_NewRef(args[3]));
     Py_RETURN_NONE;
+}
+
+/* ---- deadlines ----------------------------------------------------------- */
+
+/* Beyond this (either sign) a deadline never fires: cevent._loop._NEVER_NS */
+#define LOOPCORE_NEVER_NS ((int64_t)1 << 62)
+
+/*
+ * ceil(x * 1e9) exactly, for a finite double x, clamped to
+ * [-LOOPCORE_NEVER_NS, LOOPCORE_NEVER_NS].  x = M * 2^sh with M the 53-bit
+ * integer mantissa, so x * 1e9 = (M * 1e9) * 2^sh, with M * 1e9 < 2^83.
+ */
+static int64_t
+loopcore_ns_ceil_double(double x)
+{
+    int e;
+    double m = frexp(x, &e);            /* x = m * 2^e, 0.5 <= |m| < 1 */
+    int64_t mant = (int64_t)ldexp(m, 53);
+    int sh = e - 53;
+    __int128 p = (__int128)mant * 1000000000;
+
+    if (mant == 0) {
+        return 0;
+    }
+    if (sh >= 0) {
+        if (sh >= 62) {
+            return mant > 0 ? LOOPCORE_NEVER_NS : -LOOPCORE_NEVER_NS;
+        }
+        p *= (__int128)1 << sh;
+    }
+    else if (-sh >= 100) {
+        /* |x * 1e9| < 2^83 * 2^-100: ceil is 1 or 0 */
+        return p > 0 ? 1 : 0;
+    }
+    else {
+        int k = -sh;
+        __int128 mask = ((__int128)1 << k) - 1;
+
+        if (p >= 0) {
+            p = (p >> k) + ((p & mask) != 0);
+        }
+        else {
+            p = -((-p) >> k);           /* ceil of a negative: truncate */
+        }
+    }
+    if (p >= LOOPCORE_NEVER_NS) {
+        return LOOPCORE_NEVER_NS;
+    }
+    if (p <= -LOOPCORE_NEVER_NS) {
+        return -LOOPCORE_NEVER_NS;
+    }
+    return (int64_t)p;
+}
+
+/*
+ * _ns_ceil(seconds): the smallest integer number of ns >= seconds exactly
+ * (no float rounding: the float 0.1 is slightly more than 100 ms, so it
+ * gives 100000001).  An int is scaled exactly; anything else goes through
+ * float().  +-inf and finite values beyond +-2**62 ns give +-2**62; NaN
+ * raises ValueError.
+ */
+PyObject *
+cev_loopcore_ns_ceil(PyObject *Py_UNUSED(module), PyObject *seconds)
+{
+    double x;
+
+    if (PyLong_CheckExact(seconds)) {
+        PyObject *scale = PyLong_FromLong(1000000000L);
+        PyObject *res;
+
+        if (scale == NULL) {
+            return NULL;
+        }
+        res = PyNumber_Multiply(seconds, scale);
+        Py_DECREF(scale);
+        return res;
+    }
+    x = PyFloat_AsDouble(seconds);
+    if (x == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (isnan(x)) {
+        PyErr_Format(PyExc_ValueError, "invalid time: %R", seconds);
+        return NULL;
+    }
+    if (isinf(x)) {
+        return PyLong_FromLongLong(x > 0 ? LOOPCORE_NEVER_NS
+                                         : -LOOPCORE_NEVER_NS);
+    }
+    return PyLong_FromLongLong(loopcore_ns_ceil_double(x));
 }
 
 /* ---- type -------------------------------------------------------------- */

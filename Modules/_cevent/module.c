@@ -256,6 +256,10 @@ static PyMethodDef cevent_methods[] = {
      clock_ns_doc},
     {"clock_step", cevent_clock_step, METH_O, clock_step_doc},
     {"_live_counts", cevent_live_counts, METH_NOARGS, live_counts_doc},
+    {"_ns_ceil", cev_loopcore_ns_ceil, METH_O,
+     "_ns_ceil($module, seconds, /)\n--\n\n"
+     "The smallest integer number of ns >= seconds exactly (floats are\n"
+     "not rounded first); +-inf give +-2**62, NaN raises ValueError."},
     {"_loopcore_configure", CEV_METH(cev_loopcore_configure), METH_FASTCALL,
      "_loopcore_configure($module, handle_type, plain_handle_types,\n"
      "                    exc_hook, py_call_soon, /)\n--\n\n"

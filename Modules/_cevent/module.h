@@ -314,6 +314,7 @@ extern PyType_Spec cev_loopcore_spec;
 
 PyObject *cev_loopcore_configure(PyObject *module, PyObject *const *args,
                                  Py_ssize_t nargs);
+PyObject *cev_loopcore_ns_ceil(PyObject *module, PyObject *seconds);
 
 /* capi.c: build the cevent._C_API capsule. */
 PyObject *cev_capi_new(cevent_state *state);
