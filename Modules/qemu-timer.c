@@ -912,6 +912,41 @@ void init_clocks(QEMUTimerListNotifyCB *notify_cb)
     qemu_mutex_unlock(&init_clocks_lock);
 }
 
+/*
+ * cevent: fork safety of the process-wide locks.  An embedder that lets a
+ * process fork while other threads use timers calls these from its
+ * pthread_atfork handlers: prepare takes the locks (so that no other
+ * thread holds one across the fork), the parent releases them, and the
+ * child, where only the forking thread exists, initialises them again,
+ * together with every timer list's lock (a thread that does not exist in
+ * the child may have held one).
+ */
+void qemu_timer_atfork_prepare(void)
+{
+    qemu_mutex_lock(&init_clocks_lock);
+    qemu_mutex_lock(&qemu_clocks_lock);
+}
+
+void qemu_timer_atfork_parent(void)
+{
+    qemu_mutex_unlock(&qemu_clocks_lock);
+    qemu_mutex_unlock(&init_clocks_lock);
+}
+
+void qemu_timer_atfork_child(void)
+{
+    QEMUClockType type;
+    QEMUTimerList *timer_list;
+
+    qemu_mutex_init(&init_clocks_lock);
+    qemu_mutex_init(&qemu_clocks_lock);
+    for (type = 0; type < QEMU_CLOCK_MAX; type++) {
+        QLIST_FOREACH(timer_list, &qemu_clock_ptr(type)->timerlists, list) {
+            qemu_mutex_init(&timer_list->active_timers_lock);
+        }
+    }
+}
+
 uint64_t timer_expire_time_ns(QEMUTimer *ts)
 {
     /* cevent: read once, as the timer may be changed by another thread */

@@ -337,3 +337,34 @@ def test_fork_child_can_use_new_iothread(backend):
             return done.wait(5)
 
     assert run_child(child) == 0
+
+
+def test_fork_while_another_thread_makes_contexts(backend):
+    """Another thread keeps making contexts, which takes the port's
+    process-wide timer locks with the GIL released, while this one forks;
+    every child makes and runs a context of its own.  (The locks are held
+    across fork() and re-initialised in the child; the race they close is
+    too narrow to hit on demand, so this is a stress check, not a
+    reproducer.)"""
+    stop = threading.Event()
+
+    def maker():
+        while not stop.is_set():
+            cevent.AioContext(backend).close()
+
+    thread = threading.Thread(target=maker)
+    thread.start()
+    try:
+        def child():
+            with cevent.AioContext(backend) as c:
+                bh = c.bh_new(lambda: None)
+                bh.schedule()
+                ok = c.poll(False)
+                bh.delete()
+                return ok
+
+        for _ in range(30):
+            assert run_child(child) == 0
+    finally:
+        stop.set()
+        thread.join()

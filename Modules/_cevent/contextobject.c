@@ -51,15 +51,18 @@ static ContextObject *cev_open_contexts; /* linked with fork_prev/next */
 static pthread_mutex_t cev_open_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool cev_atfork_registered;      /* GIL */
 
+/* Lock order: cev_open_lock, then the port's timer locks. */
 static void
 context_atfork_prepare(void)
 {
     pthread_mutex_lock(&cev_open_lock);
+    qemu_timer_atfork_prepare();
 }
 
 static void
 context_atfork_parent(void)
 {
+    qemu_timer_atfork_parent();
     pthread_mutex_unlock(&cev_open_lock);
 }
 
@@ -95,6 +98,7 @@ context_atfork_child(void)
 
     cev_pid = getpid();
     pthread_mutex_init(&cev_open_lock, NULL);
+    qemu_timer_atfork_child();
     for (ContextObject *self = cev_open_contexts; self != NULL;
          self = self->fork_next) {
         AioContext *ctx = self->ctx;

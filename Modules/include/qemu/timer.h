@@ -202,6 +202,14 @@ int qemu_poll_ns(GPollFD *fds, guint nfds, int64_t timeout);
 
 void init_clocks(QEMUTimerListNotifyCB *notify_cb);
 
+/*
+ * cevent: pthread_atfork handlers for the process-wide timer locks (see
+ * qemu-timer.c); an embedder that allows fork() calls them from its own.
+ */
+void qemu_timer_atfork_prepare(void);
+void qemu_timer_atfork_parent(void);
+void qemu_timer_atfork_child(void);
+
 /* Clocks */
 
 static inline int64_t get_clock_realtime(void)
