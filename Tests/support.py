@@ -306,3 +306,28 @@ def virtual_now():
 
 def realtime_now():
     return cevent.clock_ns(cevent.CLOCK_REALTIME)
+
+
+def warm_up_polling(ctx, max_ns):
+    """Turn adaptive polling on and let ``ctx.poll_ns`` reach ``max_ns``.
+
+    QEMU grows poll_ns after a blocking poll() that took less than
+    poll_max_ns.  A REALTIME timer ends a few short waits; the growth factor
+    is big enough to go from the first step (4 us) to max_ns at once.
+    """
+    ctx.set_poll_params(max_ns, grow=max_ns)
+    fired = []
+    timer = ctx.timer_new(cevent.CLOCK_REALTIME, cevent.SCALE_NS, lambda: fired.append(1))
+    try:
+        for _ in range(50):
+            if ctx.poll_ns >= max_ns:
+                return
+            del fired[:]
+            timer.mod(cevent.clock_ns() + max_ns // 10)
+            for _ in range(1000):
+                if fired:
+                    break
+                ctx.poll(True)
+    finally:
+        timer.delete()
+    raise AssertionError(f"poll_ns stayed at {ctx.poll_ns} (max {max_ns})")
