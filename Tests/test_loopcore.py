@@ -166,6 +166,13 @@ def test_handle_subclass_runs_its_own_run(loop):
     run_pending(loop)
     assert ran == ["mine", "callback"]
 
+    # cancelled: skipped without calling its _run, as _run_once() does
+    h = MyHandle(ran.append, ("again",), loop, None)
+    loop._ready.append(h)
+    h.cancel()
+    run_pending(loop)
+    assert ran == ["mine", "callback"]
+
 
 def test_debug_mode_uses_asyncio_checks(loop):
     loop.set_debug(True)

@@ -201,6 +201,10 @@ loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
                         "'callback'");
         return NULL;
     }
+    if (self->ready == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the loop has no ready queue");
+        return NULL;
+    }
     if (kwnames != NULL) {
         Py_ssize_t i, nkw = PyTuple_GET_SIZE(kwnames);
 
@@ -227,11 +231,6 @@ loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
                                   context);
     Py_DECREF(cbargs);
     if (handle == NULL) {
-        return NULL;
-    }
-    if (self->ready == NULL) {
-        Py_DECREF(handle);
-        PyErr_SetString(PyExc_RuntimeError, "the loop has no ready queue");
         return NULL;
     }
     {
@@ -263,6 +262,7 @@ loopcore_run_handle(cevent_state *state, PyObject *handle)
     PyObject *type, *value, *tb;
     PyObject *plain_types = state->loop_plain_handle_types;
     bool plain = false;
+    int cancelled;
 
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(plain_types); i++) {
         if ((PyObject *)Py_TYPE(handle) == PyTuple_GET_ITEM(plain_types, i)) {
@@ -270,23 +270,28 @@ loopcore_run_handle(cevent_state *state, PyObject *handle)
             break;
         }
     }
-    if (!plain) {
-        res = PyObject_CallMethodNoArgs(handle, state->str__run);
-        if (res == NULL) {
-            return -1;
-        }
-        Py_DECREF(res);
-        return 0;
+    /* As _run_once(): a cancelled handle of any type is skipped. */
+    if (plain && SLOT(handle, SLOT_CANCELLED) != NULL) {
+        cancelled = PyObject_IsTrue(SLOT(handle, SLOT_CANCELLED));
     }
-    if (SLOT(handle, SLOT_CANCELLED) == Py_True) {
-        return 0;
+    else {
+        PyObject *flag = PyObject_GetAttr(handle, state->str__cancelled);
+
+        cancelled = flag != NULL ? PyObject_IsTrue(flag) : -1;
+        Py_XDECREF(flag);
+    }
+    if (cancelled != 0) {
+        return cancelled < 0 ? -1 : 0;
     }
     ctx = SLOT(handle, SLOT_CONTEXT);
     callback = SLOT(handle, SLOT_CALLBACK);
     cbargs = SLOT(handle, SLOT_ARGS);
-    if (ctx == NULL || callback == NULL || cbargs == NULL ||
+    if (!plain || ctx == NULL || callback == NULL || cbargs == NULL ||
         !PyTuple_Check(cbargs) || !PyContext_CheckExact(ctx)) {
-        /* Not what call_soon() makes: let Handle._run() deal with it. */
+        /*
+         * A type with a _run of its own, or not what call_soon() makes:
+         * Handle._run() deals with it.
+         */
         res = PyObject_CallMethodNoArgs(handle, state->str__run);
         if (res == NULL) {
             return -1;

@@ -300,6 +300,7 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->str_append);
     Py_VISIT(state->str_popleft);
     Py_VISIT(state->str__run);
+    Py_VISIT(state->str__cancelled);
     return 0;
 }
 
@@ -327,6 +328,7 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->str_append);
     Py_CLEAR(state->str_popleft);
     Py_CLEAR(state->str__run);
+    Py_CLEAR(state->str__cancelled);
     return 0;
 }
 
@@ -382,8 +384,9 @@ cevent_exec(PyObject *module)
     state->str_append = PyUnicode_InternFromString("append");
     state->str_popleft = PyUnicode_InternFromString("popleft");
     state->str__run = PyUnicode_InternFromString("_run");
+    state->str__cancelled = PyUnicode_InternFromString("_cancelled");
     if (state->str_append == NULL || state->str_popleft == NULL ||
-        state->str__run == NULL) {
+        state->str__run == NULL || state->str__cancelled == NULL) {
         return -1;
     }
 

@@ -61,6 +61,7 @@ typedef struct {
     PyObject *str_append;                /* interned method names */
     PyObject *str_popleft;
     PyObject *str__run;
+    PyObject *str__cancelled;
 } cevent_state;
 
 extern PyModuleDef ceventmodule;
