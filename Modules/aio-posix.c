@@ -626,10 +626,9 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
          */
         if (ctx->blocking_end && elapsed_time < max_ns &&
             start_time + elapsed_time >= slice_end) {
-            if (ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
-                                  ctx->blocking_opaque)) {
-                *timeout = 0;
-                stop = true;
+            stop = ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
+                                     ctx->blocking_opaque);
+            if (stop) {
                 break;
             }
             token = ctx->blocking_begin(ctx, AIO_BLOCKING_SPIN,
@@ -639,10 +638,12 @@ static bool run_poll_handlers(AioContext *ctx, AioHandlerList *ready_list,
     } while (elapsed_time < max_ns && !ctx->fdmon_ops->need_wait(ctx));
 
     if (ctx->blocking_end && !stop) {
-        if (ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
-                              ctx->blocking_opaque)) {
-            *timeout = 0;
-        }
+        stop = ctx->blocking_end(ctx, AIO_BLOCKING_SPIN, token,
+                                 ctx->blocking_opaque);
+    }
+    if (stop) {
+        /* cevent: the embedder ended the spin; do not block after it */
+        *timeout = 0;
     }
     ctx->stats.polling_ns += elapsed_time; /* cevent */
 
