@@ -214,18 +214,48 @@ def test_loop_cycle_is_collected():
 
 
 def test_configure_rejects_bad_arguments():
+    from cevent import _loop
+
+    good = (asyncio.Handle, _loop._TimerHandle, (), print, print, print,
+            print)
+
+    def configure(**change):
+        args = list(good)
+        for i, value in change.items():
+            args[int(i[1:])] = value
+        _cevent._loopcore_configure(*args)
+
     with pytest.raises(TypeError):
-        _cevent._loopcore_configure(1, (), print, print)
+        configure(a0=1)
     with pytest.raises(TypeError):
-        _cevent._loopcore_configure(asyncio.Handle, [], print, print)
+        configure(a2=[])
+    with pytest.raises(TypeError):
+        configure(a6=None)
     with pytest.raises(TypeError):
         _cevent._loopcore_configure(asyncio.Handle, ())
+    # the timer type must be a TimerHandle subclass
+    with pytest.raises(TypeError):
+        configure(a1=asyncio.TimerHandle)
+    with pytest.raises(TypeError):
+        configure(a1=int)
 
     class NoSlots:
         pass
 
+    class NoSlotsTimer(NoSlots):
+        pass
+
+    class NoSlotsTimer2(NoSlotsTimer):
+        pass
+
     with pytest.raises(AttributeError):
-        _cevent._loopcore_configure(NoSlots, (), print, print)
+        configure(a0=NoSlots, a1=NoSlotsTimer2)
+    # a TimerHandle subclass without the _when_ns slot
+    class Plain(asyncio.TimerHandle):
+        __slots__ = ()
+
+    with pytest.raises(AttributeError):
+        configure(a1=Plain)
     # still configured as before: call_soon works
     loop = cevent.new_event_loop()
     try:

@@ -106,12 +106,30 @@ def _handle_exception(handle: events.Handle, exc: BaseException) -> None:
     handle._loop.call_exception_handler(context)  # type: ignore[attr-defined]
 
 
-# The native core makes plain asyncio Handles in call_soon() and runs the
-# handles whose _run is Handle._run itself.
-_loopcore_configure(events.Handle,
+def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
+                     callback: Callable[..., object], args: tuple[Any, ...],
+                     context: Context | None) -> _TimerHandle:
+    """The timer handle of ``call_later``/``call_at`` in debug mode, made
+    as ``BaseEventLoop.call_at`` does (thread and callback checks, a source
+    traceback ending at the caller); ``_LoopCore`` pushes it."""
+    loop._check_thread()
+    loop._check_callback(callback, name)
+    timer = _TimerHandle(when, callback, args, loop, context)
+    if timer._source_traceback:
+        del timer._source_traceback[-1]
+    timer._when_ns = when_ns
+    return timer
+
+
+# The native core makes plain asyncio Handles in call_soon() and
+# _TimerHandles in call_later()/call_at(), and runs the handles whose _run
+# is Handle._run itself.
+_loopcore_configure(events.Handle, _TimerHandle,
                     (events.Handle, events.TimerHandle, _TimerHandle),
                     _handle_exception,
-                    base_events.BaseEventLoop.call_soon)
+                    base_events.BaseEventLoop.call_soon,
+                    base_events.BaseEventLoop.call_soon_threadsafe,
+                    _new_timer_debug)
 
 
 class _FdWatch:
@@ -335,6 +353,7 @@ class Loop(_LoopCore,  # type: ignore[misc]
         # handlers fill instead (nothing is queued yet).
         self._ready = ready
         self._clock_resolution = 1e-9
+        self._attach(self._ctx, self.__selector._timer)
 
     @property
     def context(self) -> AioContext:
@@ -350,50 +369,12 @@ class Loop(_LoopCore,  # type: ignore[misc]
         """The loop's clock in seconds: ``cevent.clock_ns() / 1e9``."""
         return clock_ns() / 1e9
 
-    def call_later(self, delay: float, callback: Callable[..., object],
-                   *args: Any, context: Context | None = None
-                   ) -> events.TimerHandle:
-        # The deadline is now + delay in integer ns, rounded up (see the
-        # module docstring).
-        if delay is None:
-            raise TypeError("delay must not be None")
-        when_ns = clock_ns() + _seconds_to_ns_ceil(delay)
+    def close(self) -> None:
+        super().close()
+        # BaseEventLoop.close() cleared a copy of the timer heap: drop the
+        # handles themselves.
         if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_later")
-        if -_NEVER_NS < when_ns < _NEVER_NS:
-            when = when_ns / 1e9
-        else:
-            when = math.inf if when_ns > 0 else -math.inf
-        timer = _TimerHandle(when, callback, args, self, context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
-        timer._when_ns = when_ns
-        _heappush(self._scheduled, timer)
-        timer._scheduled = True
-        return timer
-
-    def call_at(self, when: float, callback: Callable[..., object],
-                *args: Any, context: Context | None = None
-                ) -> events.TimerHandle:
-        # Runs once clock_ns() >= ceil(when * 1e9) exactly, so that
-        # loop.time() >= when in the callback.
-        if when is None:
-            raise TypeError("when cannot be None")
-        when_ns = _seconds_to_ns_ceil(when)
-        self._check_closed()
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
-        timer = _TimerHandle(when, callback, args, self, context)
-        if timer._source_traceback:
-            del timer._source_traceback[-1]
-        timer._when_ns = when_ns
-        _heappush(self._scheduled, timer)
-        timer._scheduled = True
-        return timer
+            self._scheduled = []
 
     def _write_to_self(self) -> None:
         # call_soon_threadsafe's wake-up: aio_notify, thread-safe and
@@ -408,54 +389,6 @@ class Loop(_LoopCore,  # type: ignore[misc]
         self._check_running()
         self._ctx._set_home_thread()
         super().run_forever()
-
-    def _run_once(self) -> None:
-        """One loop iteration: ``ctx.poll()`` (fd handlers queue the ready
-        I/O handles), then the timers that are due, then every handle that
-        was ready before this iteration's callbacks started."""
-        scheduled = self._scheduled
-        sched_count = len(scheduled)
-        if (sched_count > _MIN_SCHEDULED_TIMER_HANDLES and
-                self._timer_cancelled_count / sched_count >
-                _MIN_CANCELLED_TIMER_HANDLES_FRACTION):
-            new_scheduled = []
-            for handle in scheduled:
-                if handle._cancelled:
-                    handle._scheduled = False
-                else:
-                    new_scheduled.append(handle)
-            heapq.heapify(new_scheduled)
-            self._scheduled = scheduled = new_scheduled
-            self._timer_cancelled_count = 0
-        else:
-            while scheduled and scheduled[0]._cancelled:
-                self._timer_cancelled_count -= 1
-                handle = _heappop(scheduled)
-                handle._scheduled = False
-
-        ready = self._ready
-        ctx = self._ctx
-        if ready or self._stopping:
-            ctx.poll(False)
-        else:
-            if scheduled:
-                self.__selector.arm(scheduled[0]._when_ns)
-            ctx.poll(True)
-
-        if scheduled:
-            now_ns = clock_ns()
-            while scheduled:
-                handle = scheduled[0]
-                if handle._when_ns > now_ns:
-                    break
-                handle = _heappop(scheduled)
-                handle._scheduled = False
-                ready.append(handle)
-
-        if self._debug:
-            self._run_ready_debug(len(ready))
-        else:
-            self._run_ready(len(ready))
 
     def _run_ready_debug(self, ntodo: int) -> None:
         ready = self._ready

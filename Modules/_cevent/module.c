@@ -261,12 +261,15 @@ static PyMethodDef cevent_methods[] = {
      "The smallest integer number of ns >= seconds exactly (floats are\n"
      "not rounded first); +-inf give +-2**62, NaN raises ValueError."},
     {"_loopcore_configure", CEV_METH(cev_loopcore_configure), METH_FASTCALL,
-     "_loopcore_configure($module, handle_type, plain_handle_types,\n"
-     "                    exc_hook, py_call_soon, /)\n--\n\n"
+     "_loopcore_configure($module, handle_type, timer_type,\n"
+     "                    plain_handle_types, exc_hook, py_call_soon,\n"
+     "                    py_call_soon_threadsafe, new_timer_debug, /)\n"
+     "--\n\n"
      "Give cevent.Loop's native core the asyncio pieces it relies on: the\n"
-     "Handle type call_soon() makes, the handle types whose _run is\n"
-     "Handle._run, exc_hook(handle, exc) for a callback that raised, and\n"
-     "the Python call_soon used in debug mode."},
+     "Handle type call_soon() makes, the TimerHandle type call_later()\n"
+     "makes, the handle types whose _run is Handle._run, exc_hook(handle,\n"
+     "exc) for a callback that raised, and the Python code used in debug\n"
+     "mode."},
 #ifdef CEVENT_FAULT_INJECTION
     {"_fault_inject", CEV_METH(cevent_fault_inject), METH_FASTCALL,
      fault_inject_doc},
@@ -293,14 +296,9 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->backends);
     Py_VISIT(state->unavailable);
     Py_VISIT(state->LoopCoreType);
-    Py_VISIT(state->loop_handle_type);
-    Py_VISIT(state->loop_plain_handle_types);
-    Py_VISIT(state->loop_exc_hook);
-    Py_VISIT(state->loop_py_call_soon);
-    Py_VISIT(state->str_append);
-    Py_VISIT(state->str_popleft);
-    Py_VISIT(state->str__run);
-    Py_VISIT(state->str__cancelled);
+    if (cev_loopcore_state_traverse(&state->loop, visit, arg) < 0) {
+        return -1;
+    }
     return 0;
 }
 
@@ -321,14 +319,7 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->backends);
     Py_CLEAR(state->unavailable);
     Py_CLEAR(state->LoopCoreType);
-    Py_CLEAR(state->loop_handle_type);
-    Py_CLEAR(state->loop_plain_handle_types);
-    Py_CLEAR(state->loop_exc_hook);
-    Py_CLEAR(state->loop_py_call_soon);
-    Py_CLEAR(state->str_append);
-    Py_CLEAR(state->str_popleft);
-    Py_CLEAR(state->str__run);
-    Py_CLEAR(state->str__cancelled);
+    cev_loopcore_state_clear(&state->loop);
     return 0;
 }
 
@@ -381,12 +372,7 @@ cevent_exec(PyObject *module)
     ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL, true);
 #undef ADD_TYPE
 
-    state->str_append = PyUnicode_InternFromString("append");
-    state->str_popleft = PyUnicode_InternFromString("popleft");
-    state->str__run = PyUnicode_InternFromString("_run");
-    state->str__cancelled = PyUnicode_InternFromString("_cancelled");
-    if (state->str_append == NULL || state->str_popleft == NULL ||
-        state->str__run == NULL || state->str__cancelled == NULL) {
+    if (cev_loopcore_state_init(&state->loop) < 0) {
         return -1;
     }
 

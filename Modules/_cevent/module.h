@@ -39,6 +39,39 @@
 
 #include "compat.h"
 
+/*
+ * What loopcore.c learns from _loopcore_configure() (the asyncio classes
+ * and the Python fallbacks) and the method names it interns.  Visited,
+ * cleared and made by the cev_loopcore_state_* functions.
+ */
+#define CEV_LOOP_HANDLE_SLOTS 7
+#define CEV_LOOP_TIMER_SLOTS 3
+
+typedef struct {
+    PyObject *handle_type;           /* asyncio.events.Handle */
+    PyObject *timer_type;            /* cevent._loop._TimerHandle */
+    PyObject *plain_handle_types;    /* tuple: types run natively */
+    PyObject *exc_hook;              /* exc_hook(handle, exc) */
+    PyObject *py_call_soon;          /* BaseEventLoop.call_soon */
+    PyObject *py_call_soon_threadsafe;
+    PyObject *new_timer_debug;       /* _TimerHandle maker for debug mode */
+    Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
+    Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
+    PyObject *str_append;            /* interned names */
+    PyObject *str_popleft;
+    PyObject *str__run;
+    PyObject *str__cancelled;
+    PyObject *str__scheduled;
+    PyObject *str__when;
+    PyObject *str__when_ns;
+    PyObject *str_poll;
+    PyObject *str_notify;
+    PyObject *str_mod_ns;
+    PyObject *str__run_ready_debug;
+    PyObject *str_call_later;
+    PyObject *str_call_at;
+} cev_loop_config;
+
 typedef struct {
     PyTypeObject *ContextType;
     PyTypeObject *BHType;
@@ -53,15 +86,7 @@ typedef struct {
     PyObject *unavailable;               /* dict: backend -> reason */
     /* cevent.Loop's native core (loopcore.c) */
     PyTypeObject *LoopCoreType;
-    PyObject *loop_handle_type;          /* asyncio.events.Handle */
-    PyObject *loop_plain_handle_types;   /* tuple: types run natively */
-    PyObject *loop_exc_hook;             /* exc_hook(handle, exc) */
-    PyObject *loop_py_call_soon;         /* BaseEventLoop.call_soon */
-    Py_ssize_t loop_slot_offsets[7];     /* Handle slots, see loopcore.c */
-    PyObject *str_append;                /* interned method names */
-    PyObject *str_popleft;
-    PyObject *str__run;
-    PyObject *str__cancelled;
+    cev_loop_config loop;
 } cevent_state;
 
 extern PyModuleDef ceventmodule;
@@ -316,6 +341,10 @@ extern PyType_Spec cev_loopcore_spec;
 PyObject *cev_loopcore_configure(PyObject *module, PyObject *const *args,
                                  Py_ssize_t nargs);
 PyObject *cev_loopcore_ns_ceil(PyObject *module, PyObject *seconds);
+int cev_loopcore_state_init(cev_loop_config *cfg);
+int cev_loopcore_state_traverse(cev_loop_config *cfg, visitproc visit,
+                                void *arg);
+void cev_loopcore_state_clear(cev_loop_config *cfg);
 
 /* capi.c: build the cevent._C_API capsule. */
 PyObject *cev_capi_new(cevent_state *state);
