@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import gc
 import sys
+import time
 import weakref
 
 import pytest
@@ -309,3 +310,296 @@ def test_ns_ceil_exact():
         _cevent._ns_ceil(float("nan"))
     with pytest.raises(TypeError):
         _cevent._ns_ceil("1")
+
+
+# ---- timers: call_later/call_at and the C heap ------------------------------
+
+def _noop():
+    pass
+
+
+def test_call_later_makes_a_timer_handle(loop):
+    from cevent._loop import _TimerHandle
+
+    def cb(*args):
+        pass
+
+    before = cevent.clock_ns()
+    h = loop.call_later(0.5, cb, 1, 2)
+    assert type(h) is _TimerHandle
+    assert isinstance(h, asyncio.TimerHandle)
+    assert h._callback is cb and h._args == (1, 2) and h._loop is loop
+    assert h._scheduled is True and h._cancelled is False
+    assert h._source_traceback is None
+    assert before + 500_000_000 <= h._when_ns <= cevent.clock_ns() + 500_000_000
+    assert h.when() == h._when_ns / 1e9
+    assert loop._scheduled == [h]
+    h.cancel()
+    assert loop._timer_cancelled_count == 1
+    run_pending(loop)
+    assert loop._scheduled == [] and h._scheduled is False
+    assert loop._timer_cancelled_count == 0
+
+
+def test_call_at_keeps_when(loop):
+    when = loop.time() + 100
+    h = loop.call_at(when, print)
+    assert h.when() is when or h.when() == when
+    assert h._when_ns >= when * 1e9
+    h = loop.call_at(7, print)                  # an int: exact
+    assert h._when_ns == 7 * 10**9 and h.when() == 7
+
+
+def test_timer_arguments_checked(loop):
+    with pytest.raises(TypeError, match="delay must not be None"):
+        loop.call_later(None, print)
+    with pytest.raises(TypeError, match="when cannot be None"):
+        loop.call_at(None, print)
+    with pytest.raises(TypeError):
+        loop.call_later(1)
+    with pytest.raises(TypeError):
+        loop.call_later("1", print)
+    with pytest.raises(TypeError):
+        loop.call_at(1, print, bogus=1)
+    with pytest.raises(ValueError):
+        loop.call_later(float("nan"), print)
+    assert loop._scheduled == []
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_later(1, print)
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_at(1, print)
+
+
+def test_equal_deadlines_run_in_scheduling_order(loop):
+    got = []
+    when = loop.time() + 0.001
+    for i in range(50):
+        loop.call_at(when, got.append, i)
+    loop.call_at(when + 0.001, loop.stop)
+    loop.run_forever()
+    assert got == list(range(50))
+
+
+def test_heap_order_random(loop):
+    import random
+
+    rng = random.Random(3)
+    now = loop.time()
+    got = []
+    whens = [now + rng.uniform(0, 0.02) for _ in range(500)]
+    handles = [loop.call_at(w, got.append, w) for w in whens]
+    for h in handles[::7]:
+        h.cancel()
+    loop.call_at(now + 0.03, loop.stop)
+    loop.run_forever()
+    expect = sorted(w for i, w in enumerate(whens) if i % 7)
+    assert got == expect
+
+
+def test_cancelled_timers_purged_in_c(loop):
+    handles = [loop.call_later(100 + i, print) for i in range(300)]
+    for h in handles[:250]:
+        h.cancel()
+    assert loop._timer_cancelled_count == 250
+    run_pending(loop)
+    assert len(loop._scheduled) == 50
+    assert loop._timer_cancelled_count == 0
+    assert all(h._scheduled is False for h in handles[:250])
+    assert all(h._scheduled is True for h in handles[250:])
+
+
+def test_scheduled_attribute_assignment(loop):
+    from cevent._loop import _TimerHandle
+
+    got = []
+    a = loop.call_later(100, got.append, "a")
+    plain = asyncio.TimerHandle(loop.time() - 1, got.append, ("plain",),
+                                loop)
+    loop._scheduled = [a, plain]
+    assert set(loop._scheduled) == {a, plain}
+    with pytest.raises(TypeError, match="TimerHandle"):
+        loop._scheduled = [a, asyncio.Handle(print, (), loop)]
+    with pytest.raises(TypeError):
+        loop._scheduled = 5
+    with pytest.raises(TypeError):
+        loop._scheduled = [a, "x"]
+    assert set(loop._scheduled) == {a, plain}      # unchanged on error
+    # a _TimerHandle whose _when_ns was never set is ordered by its _when
+    b = _TimerHandle(loop.time() - 2, got.append, ("b",), loop)
+    loop._scheduled = [a, plain, b]
+    run_pending(loop)
+    assert got == ["b", "plain"]
+    with pytest.raises(AttributeError):
+        del loop._scheduled
+    loop._scheduled = []
+    assert loop._scheduled == []
+
+
+def test_close_drops_timer_handles(loop):
+    class Obj:
+        pass
+
+    obj = Obj()
+    ref = weakref.ref(obj)
+    loop.call_later(100, print, obj)
+    del obj
+    loop.close()
+    gc.collect()
+    assert ref() is None
+    assert loop._scheduled == []
+
+
+def test_timer_heap_cycle_is_collected():
+    loop = cevent.new_event_loop()
+    ref = weakref.ref(loop)
+    loop.call_later(100, lambda: loop)      # heap -> handle -> lambda -> loop
+    loop.close()
+    del loop
+    gc.collect()
+    assert ref() is None
+
+
+def test_timer_refcounts_stable(loop):
+    def cb(x):
+        pass
+
+    arg = object()
+    before = sys.getrefcount(arg), sys.getrefcount(cb)
+    for i in range(200):
+        loop.call_later(0, cb, arg)
+        loop.call_at(0, cb, arg)
+    for i in range(200):
+        loop.call_later(100, cb, arg).cancel()
+    run_pending(loop)
+    run_pending(loop)
+    gc.collect()
+    assert loop._scheduled == []
+    assert (sys.getrefcount(arg), sys.getrefcount(cb)) == before
+
+
+def test_timer_debug_mode_source_traceback(loop):
+    loop.set_debug(True)
+    lineno = sys._getframe().f_lineno + 1
+    h = loop.call_later(100, print)
+    assert h._source_traceback[-1][:3] == (
+        __file__, lineno, "test_timer_debug_mode_source_traceback")
+    assert loop._scheduled == [h] and h._scheduled is True
+    h.cancel()
+
+    async def coro():
+        pass
+
+    c = coro()
+    with pytest.raises(TypeError, match="coroutines cannot be used"):
+        loop.call_at(1, c)
+    c.close()
+    loop.set_debug(False)
+
+
+# ---- call_soon_threadsafe -----------------------------------------------------
+
+def test_call_soon_threadsafe_wakes_the_loop(loop):
+    import threading
+
+    got = []
+
+    def done(ident):
+        got.append(ident)
+        loop.stop()
+
+    def other():
+        time.sleep(0.05)                    # let the loop block in poll
+        h = loop.call_soon_threadsafe(done, threading.get_ident())
+        assert type(h) is asyncio.Handle
+
+    thread = threading.Thread(target=other)
+    loop.call_soon(thread.start)
+    guard = loop.call_later(10, loop.stop)   # only if the wake-up is lost
+    t0 = time.monotonic()
+    loop.run_forever()
+    thread.join()
+    guard.cancel()
+    assert got == [thread.ident]
+    assert time.monotonic() - t0 < 5
+
+
+def test_call_soon_threadsafe_checks(loop):
+    with pytest.raises(TypeError):
+        loop.call_soon_threadsafe()
+    with pytest.raises(TypeError):
+        loop.call_soon_threadsafe(print, bogus=1)
+    loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        loop.call_soon_threadsafe(print)
+
+
+# ---- queued handles and the garbage collector ---------------------------------
+
+def test_queued_handles_untracked_only_inside_run_once(loop):
+    seen = {}
+
+    def cb():
+        h = loop.call_soon(_noop)
+        seen["inside"] = gc.is_tracked(h)
+        seen["handle"] = h
+        loop.stop()
+
+    outside = loop.call_soon(cb)
+    assert gc.is_tracked(outside)          # queued outside _run_once
+    loop.run_forever()
+    assert seen["inside"] is False         # queued by a callback
+    # still queued after run_forever(): tracked again
+    assert gc.is_tracked(seen["handle"])
+    assert loop._ready[0] is seen["handle"]
+
+
+def test_ready_getter_tracks_queued_handles(loop):
+    seen = {}
+
+    def cb():
+        h = loop.call_soon(_noop)
+        assert not gc.is_tracked(h)
+        ready = loop._ready                 # Python code sees the queue
+        seen["tracked"] = gc.is_tracked(h)
+        assert ready[-1] is h
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    assert seen["tracked"] is True
+
+
+def test_cycle_through_handle_queued_in_loop_is_collected(loop):
+    class Obj:
+        def method(self):
+            pass
+
+    refs = []
+
+    def cb():
+        obj = Obj()
+        obj.handle = loop.call_soon(obj.method)     # obj <-> handle
+        refs.append(weakref.ref(obj))
+        loop.call_soon(loop.stop)
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    gc.collect()
+    assert refs and refs[0]() is None
+
+
+def test_unclosed_loop_with_handles_queued_by_callbacks_is_collected():
+    loop = cevent.new_event_loop()
+
+    def cb():
+        loop.call_soon(lambda: loop)            # queued, never run
+        loop.stop()
+
+    loop.call_soon(cb)
+    loop.run_forever()
+    ref = weakref.ref(loop)
+    del loop
+    with pytest.warns(ResourceWarning):
+        gc.collect()
+    assert ref() is None

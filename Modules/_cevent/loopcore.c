@@ -57,6 +57,8 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     PyObject *ready;        /* the loop's ready queue (collections.deque) */
+    PyObject *ready_append; /* its bound append and popleft */
+    PyObject *ready_popleft;
     PyObject *context;      /* the AioContext object, after _attach() */
     PyObject *wake_timer;   /* its Timer, armed at the earliest deadline */
     LoopTimer *heap;        /* binary min-heap of scheduled timer handles */
@@ -64,6 +66,8 @@ typedef struct {
     Py_ssize_t heap_cap;
     uint64_t next_seq;
     Py_ssize_t timer_cancelled_count;
+    int running;            /* _run_once() calls in progress */
+    Py_ssize_t untracked;   /* queued handles the GC may not track */
     char closed;
     char debug;
     char stopping;
@@ -339,6 +343,8 @@ loopcore_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
     self->nheap = self->heap_cap = 0;
     self->next_seq = 0;
     self->timer_cancelled_count = 0;
+    self->running = 0;
+    self->untracked = 0;
     self->closed = self->debug = self->stopping = 0;
     return (PyObject *)self;
 }
@@ -366,6 +372,8 @@ loopcore_traverse(LoopCoreObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->ready);
+    Py_VISIT(self->ready_append);
+    Py_VISIT(self->ready_popleft);
     Py_VISIT(self->context);
     Py_VISIT(self->wake_timer);
     for (Py_ssize_t i = 0; i < self->nheap; i++) {
@@ -378,6 +386,8 @@ static int
 loopcore_clear(LoopCoreObject *self)
 {
     Py_CLEAR(self->ready);
+    Py_CLEAR(self->ready_append);
+    Py_CLEAR(self->ready_popleft);
     Py_CLEAR(self->context);
     Py_CLEAR(self->wake_timer);
     loopcore_heap_clear(self);
@@ -637,23 +647,92 @@ loopcore_call_python(PyObject *func, PyObject *self, PyObject *const *args,
 }
 
 static int
-loopcore_append_ready(cev_loop_config *cfg, LoopCoreObject *self,
-                      PyObject *handle)
+loopcore_append_ready(LoopCoreObject *self, PyObject *handle)
 {
-    PyObject *margs[2] = {self->ready, handle};
     PyObject *res;
 
-    if (self->ready == NULL) {
+    if (self->ready_append == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the loop has no ready queue");
         return -1;
     }
-    res = PyObject_VectorcallMethod(cfg->str_append, margs,
-                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    NULL);
+    res = PyObject_Vectorcall(self->ready_append, &handle, 1, NULL);
     if (res == NULL) {
         return -1;
     }
     Py_DECREF(res);
+    return 0;
+}
+
+/*
+ * The garbage collector and queued handles.
+ *
+ * A loop that runs many callbacks makes two GC objects per call_soon() (the
+ * handle and its context copy), so the collector's young generation is
+ * mostly handles waiting in the ready queue; traversing them was a third
+ * of the time of a batch of empty callbacks.  Those handles are alive for
+ * sure: the ready queue holds them and the running loop holds the queue.
+ * So a handle that call_soon() queues while _run_once() is running is
+ * untracked, and tracked again as soon as that stops being true:
+ *
+ *   - when it has run (loopcore_run_ready), if anything else still holds it;
+ *   - at the end of the _run_once() call, for the handles still queued
+ *     (loopcore_track_queued), so that outside _run_once() every queued
+ *     handle is tracked and a loop dropped with callbacks queued can be
+ *     collected as before;
+ *   - when Python code asks for the queue (the _ready getter), since it
+ *     may take handles out of it.
+ *
+ * An untracked object is never freed by the collector; the only risk is a
+ * cycle through it not being found while it is untracked, and each of the
+ * paths above ends that.
+ */
+static void
+loopcore_untrack_queued(LoopCoreObject *self, PyObject *handle)
+{
+    if (self->running > 0 && PyObject_GC_IsTracked(handle)) {
+        PyObject_GC_UnTrack(handle);
+        self->untracked++;
+    }
+}
+
+/* @handle has left the ready queue: track it again if it lives on. */
+static void
+loopcore_track_dequeued(LoopCoreObject *self, PyObject *handle)
+{
+    if (self->untracked > 0 && !PyObject_GC_IsTracked(handle) &&
+        PyObject_IS_GC(handle)) {
+        self->untracked--;
+        if (Py_REFCNT(handle) > 1) {
+            PyObject_GC_Track(handle);
+        }
+    }
+}
+
+/* Track every queued handle again. */
+static int
+loopcore_track_queued(cev_loop_config *cfg, LoopCoreObject *self)
+{
+    PyObject *it, *item;
+
+    if (self->untracked == 0 || self->ready == NULL) {
+        return 0;
+    }
+    it = PyObject_GetIter(self->ready);
+    if (it == NULL) {
+        return -1;
+    }
+    while ((item = PyIter_Next(it)) != NULL) {
+        if ((PyObject *)Py_TYPE(item) == cfg->handle_type &&
+            !PyObject_GC_IsTracked(item)) {
+            PyObject_GC_Track(item);
+        }
+        Py_DECREF(item);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    self->untracked = 0;
     return 0;
 }
 
@@ -690,10 +769,11 @@ loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
     if (handle == NULL) {
         return NULL;
     }
-    if (loopcore_append_ready(cfg, self, handle) < 0) {
+    if (loopcore_append_ready(self, handle) < 0) {
         Py_DECREF(handle);
         return NULL;
     }
+    loopcore_untrack_queued(self, handle);
     return handle;
 }
 
@@ -730,10 +810,11 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
     if (handle == NULL) {
         return NULL;
     }
-    if (loopcore_append_ready(cfg, self, handle) < 0) {
+    if (loopcore_append_ready(self, handle) < 0) {
         Py_DECREF(handle);
         return NULL;
     }
+    loopcore_untrack_queued(self, handle);
     /* aio_notify: thread-safe and race-free against a poll about to block */
     res = PyObject_VectorcallMethod(cfg->str_notify, &self->context,
                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
@@ -938,7 +1019,8 @@ loopcore_run_handle(cev_loop_config *cfg, PyObject *handle)
     Py_INCREF(callback);
     Py_INCREF(cbargs);
     if (PyContext_Enter(ctx) == 0) {
-        res = PyObject_Call(callback, cbargs, NULL);
+        res = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(cbargs, 0),
+                                  PyTuple_GET_SIZE(cbargs), NULL);
         if (PyContext_Exit(ctx) < 0 && res != NULL) {
             Py_CLEAR(res);
         }
@@ -983,32 +1065,27 @@ static int
 loopcore_run_ready(cev_loop_config *cfg, LoopCoreObject *self,
                    Py_ssize_t ntodo)
 {
-    PyObject *ready;
+    PyObject *popleft = self->ready_popleft;
+    int rc = 0;
 
-    if (self->ready == NULL) {
+    if (popleft == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "the loop has no ready queue");
         return -1;
     }
-    ready = Py_NewRef(self->ready);     /* a callback may rebind _ready */
-    for (Py_ssize_t i = 0; i < ntodo; i++) {
-        PyObject *handle = PyObject_VectorcallMethod(
-            cfg->str_popleft, &ready, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-            NULL);
-        int rc;
+    Py_INCREF(popleft);                 /* a callback may rebind _ready */
+    for (Py_ssize_t i = 0; i < ntodo && rc == 0; i++) {
+        PyObject *handle = PyObject_Vectorcall(popleft, NULL, 0, NULL);
 
         if (handle == NULL) {
-            Py_DECREF(ready);
-            return -1;
+            rc = -1;
+            break;
         }
         rc = loopcore_run_handle(cfg, handle);
+        loopcore_track_dequeued(self, handle);
         Py_DECREF(handle);
-        if (rc < 0) {
-            Py_DECREF(ready);
-            return -1;
-        }
     }
-    Py_DECREF(ready);
-    return 0;
+    Py_DECREF(popleft);
+    return rc;
 }
 
 PyDoc_STRVAR(loopcore__run_ready_doc,
@@ -1134,35 +1211,20 @@ PyDoc_STRVAR(loopcore__run_once_doc,
 "(the fd handlers queue the ready I/O handles), then the timers that are\n"
 "due, then every handle that was ready before the callbacks started.");
 
-static PyObject *
-loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
-                   PyObject *const *Py_UNUSED(args), size_t nargsf,
-                   PyObject *kwnames)
+/* The body of _run_once(), with self->running counted by the caller. */
+static int
+loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
 {
-    cev_loop_config *cfg = loopcore_config(defining_class);
     PyObject *pargs[2], *res;
     Py_ssize_t ntodo;
     bool blocking;
-
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "_run_once() takes no arguments");
-        return NULL;
-    }
-    if (loopcore_check_configured(cfg) < 0) {
-        return NULL;
-    }
-    if (self->context == NULL || self->ready == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "the loop has no context (_attach() not called)");
-        return NULL;
-    }
 
     /* Purge cancelled timers: all of them, or those at the top. */
     if (self->nheap > MIN_SCHEDULED_TIMER_HANDLES &&
         (double)self->timer_cancelled_count / (double)self->nheap >
         MIN_CANCELLED_TIMER_HANDLES_FRACTION) {
         if (loopcore_purge_cancelled(cfg, self) < 0) {
-            return NULL;
+            return -1;
         }
     }
     else {
@@ -1178,19 +1240,19 @@ loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
 
     ntodo = PyObject_Length(self->ready);
     if (ntodo < 0) {
-        return NULL;
+        return -1;
     }
     blocking = ntodo == 0 && !self->stopping;
     if (blocking && self->nheap > 0 &&
         loopcore_arm(cfg, self, self->heap[0].when) < 0) {
-        return NULL;
+        return -1;
     }
     pargs[0] = self->context;
     pargs[1] = blocking ? Py_True : Py_False;
     res = PyObject_VectorcallMethod(cfg->str_poll, pargs,
                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (res == NULL) {
-        return NULL;
+        return -1;
     }
     Py_DECREF(res);
 
@@ -1203,10 +1265,10 @@ loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
             int rc;
 
             loopcore_timer_unscheduled(cfg, handle);
-            rc = loopcore_append_ready(cfg, self, handle);
+            rc = loopcore_append_ready(self, handle);
             Py_DECREF(handle);
             if (rc < 0) {
-                return NULL;
+                return -1;
             }
         }
     }
@@ -1214,23 +1276,67 @@ loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
     /* The handles ready now; those they queue run next time. */
     ntodo = PyObject_Length(self->ready);
     if (ntodo < 0) {
-        return NULL;
+        return -1;
     }
     if (self->debug) {
         PyObject *n = PyLong_FromSsize_t(ntodo);
 
         if (n == NULL) {
-            return NULL;
+            return -1;
         }
         res = PyObject_CallMethodOneArg((PyObject *)self,
                                         cfg->str__run_ready_debug, n);
         Py_DECREF(n);
         if (res == NULL) {
-            return NULL;
+            return -1;
         }
         Py_DECREF(res);
     }
     else if (loopcore_run_ready(cfg, self, ntodo) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
+                   PyObject *const *Py_UNUSED(args), size_t nargsf,
+                   PyObject *kwnames)
+{
+    cev_loop_config *cfg = loopcore_config(defining_class);
+    int rc;
+
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "_run_once() takes no arguments");
+        return NULL;
+    }
+    if (loopcore_check_configured(cfg) < 0) {
+        return NULL;
+    }
+    if (self->context == NULL || self->ready == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the loop has no context (_attach() not called)");
+        return NULL;
+    }
+    self->running++;
+    rc = loopcore_run_once(cfg, self);
+    self->running--;
+    if (self->running == 0 && self->untracked > 0) {
+        /* with an exception set or not: track what is still queued */
+        PyObject *type, *value, *tb;
+
+        PyErr_Fetch(&type, &value, &tb);
+        if (loopcore_track_queued(cfg, self) < 0) {
+            rc = -1;
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+        }
+        else {
+            PyErr_Restore(type, value, tb);
+        }
+    }
+    if (rc < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -1305,18 +1411,52 @@ LOOPCORE_BOOL_ATTR(stopping)
 static PyObject *
 loopcore_get_ready(LoopCoreObject *self, void *Py_UNUSED(closure))
 {
+    cev_loop_config *cfg = &cevent_state_by_type(Py_TYPE(self))->loop;
+
     if (self->ready == NULL) {
         PyErr_SetString(PyExc_AttributeError, "_ready");
+        return NULL;
+    }
+    /* Python code may take handles out of the queue: the GC must see them */
+    if (loopcore_track_queued(cfg, self) < 0) {
         return NULL;
     }
     return Py_NewRef(self->ready);
 }
 
+/* _ready = a collections.deque (anything with append and popleft). */
 static int
 loopcore_set_ready(LoopCoreObject *self, PyObject *value,
                    void *Py_UNUSED(closure))
 {
-    Py_XSETREF(self->ready, Py_XNewRef(value));
+    cev_loop_config *cfg = &cevent_state_by_type(Py_TYPE(self))->loop;
+    PyObject *append, *popleft;
+
+    if (value == NULL) {
+        if (loopcore_track_queued(cfg, self) < 0) {
+            return -1;
+        }
+        Py_CLEAR(self->ready);
+        Py_CLEAR(self->ready_append);
+        Py_CLEAR(self->ready_popleft);
+        return 0;
+    }
+    /* handles left in the old queue must be tracked */
+    if (loopcore_track_queued(cfg, self) < 0) {
+        return -1;
+    }
+    append = PyObject_GetAttr(value, cfg->str_append);
+    if (append == NULL) {
+        return -1;
+    }
+    popleft = PyObject_GetAttr(value, cfg->str_popleft);
+    if (popleft == NULL) {
+        Py_DECREF(append);
+        return -1;
+    }
+    Py_XSETREF(self->ready_append, append);
+    Py_XSETREF(self->ready_popleft, popleft);
+    Py_XSETREF(self->ready, Py_NewRef(value));
     return 0;
 }
 
