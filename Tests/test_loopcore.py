@@ -603,3 +603,95 @@ def test_unclosed_loop_with_handles_queued_by_callbacks_is_collected():
     with pytest.warns(ResourceWarning):
         gc.collect()
     assert ref() is None
+
+
+# ---- _FdWatch: the fd handlers of the loop's selector -----------------------
+
+class _FakeSelector:
+    def __init__(self):
+        self.dropped = []
+
+    def _drop_cancelled(self, fd, event):
+        self.dropped.append((fd, event))
+
+
+def _key(fd, reader, writer):
+    import selectors
+
+    return selectors.SelectorKey(fd, fd, selectors.EVENT_READ, (reader,
+                                                                writer))
+
+
+def test_fdwatch_queues_reader_and_writer(loop):
+    from collections import deque
+
+    ready = deque()
+    sel = _FakeSelector()
+    r = asyncio.Handle(print, (), loop)
+    w = asyncio.Handle(print, (), loop)
+    watch = _cevent._FdWatch(_key(5, r, None), ready, sel)
+    assert watch.ready is ready and watch.selector is sel
+    watch.read_ready()
+    watch.write_ready()                      # no writer: nothing
+    assert list(ready) == [r]
+    watch.key = _key(5, None, w)
+    watch.read_ready()
+    watch.write_ready()
+    assert list(ready) == [r, w]
+    w.cancel()
+    watch.write_ready()                      # cancelled: dropped, not queued
+    assert list(ready) == [r, w]
+    assert sel.dropped == [(5, 2)]
+    watch.key = _key(6, w, None)
+    watch.read_ready()
+    assert sel.dropped == [(5, 2), (6, 1)]
+    with pytest.raises(AttributeError):
+        del watch.key
+    with pytest.raises(TypeError):
+        watch.read_ready(1)
+
+
+def test_fdwatch_bad_key(loop):
+    from collections import deque
+
+    watch = _cevent._FdWatch((1, 2), deque(), _FakeSelector())
+    with pytest.raises(TypeError, match="SelectorKey"):
+        watch.read_ready()
+    watch.key = (1, 1, 1, "not a pair")
+    with pytest.raises(TypeError, match="reader, writer"):
+        watch.read_ready()
+    with pytest.raises(AttributeError):
+        _cevent._FdWatch((1, 2), object(), _FakeSelector())
+
+
+def test_cancelled_reader_is_dropped_by_the_loop(loop):
+    import socket
+
+    a, b = socket.socketpair()
+    try:
+        got = []
+        loop.add_reader(a.fileno(), got.append, "read")
+        key = loop._selector.get_key(a.fileno())
+        key.data[0].cancel()                 # cancel without remove_reader
+        b.send(b"x")
+        loop.call_later(0.01, loop.stop)
+        loop.run_forever()
+        assert got == []
+        with pytest.raises(KeyError):
+            loop._selector.get_key(a.fileno())
+    finally:
+        a.close()
+        b.close()
+
+
+def test_fdwatch_cycle_is_collected():
+    from collections import deque
+
+    ready = deque()
+    sel = _FakeSelector()
+    watch = _cevent._FdWatch(_key(1, None, None), ready, sel)
+    sel.watch = watch                        # selector <-> watch
+    ref = weakref.ref(sel)
+    del sel, watch
+    gc.collect()
+    assert ref() is None

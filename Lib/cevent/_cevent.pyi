@@ -184,21 +184,54 @@ class MemoryPoller(Poller):
     def size(self) -> int: ...
 
 class _LoopCore:
-    """The native base of cevent.Loop (call_soon and running ready handles)."""
+    """The native base of cevent.Loop: scheduling, the timer heap and the
+    loop iteration."""
 
     _closed: bool
     _debug: bool
+    _stopping: bool
     _ready: Any
+    _scheduled: list[Any]
+    _timer_cancelled_count: int
     def call_soon(
         self, callback: Callable[..., object], /, *args: Any,
         context: Any = None,
     ) -> Any: ...
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], /, *args: Any,
+        context: Any = None,
+    ) -> Any: ...
+    def call_later(
+        self, delay: float, callback: Callable[..., object], /, *args: Any,
+        context: Any = None,
+    ) -> Any: ...
+    def call_at(
+        self, when: float, callback: Callable[..., object], /, *args: Any,
+        context: Any = None,
+    ) -> Any: ...
+    def _run_once(self) -> None: ...
     def _run_ready(self, ntodo: int, /) -> None: ...
+    def _attach(self, context: AioContext, wake_timer: Timer, /) -> None: ...
+
+class _FdWatch:
+    """The fd handler of one fd registered by cevent.Loop's selector."""
+
+    key: Any
+    @property
+    def ready(self) -> Any: ...
+    @property
+    def selector(self) -> Any: ...
+    def __init__(self, key: Any, ready: Any, selector: Any) -> None: ...
+    def read_ready(self) -> None: ...
+    def write_ready(self) -> None: ...
 
 def _loopcore_configure(
-    handle_type: type, plain_handle_types: tuple[type, ...],
+    handle_type: type, timer_type: type,
+    plain_handle_types: tuple[type, ...],
     exc_hook: Callable[[Any, BaseException], object],
-    py_call_soon: Callable[..., Any], /,
+    py_call_soon: Callable[..., Any],
+    py_call_soon_threadsafe: Callable[..., Any],
+    new_timer_debug: Callable[..., Any], /,
 ) -> None: ...
 
 def _ns_ceil(seconds: float, /) -> int: ...

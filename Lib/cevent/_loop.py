@@ -39,6 +39,7 @@ from ._cevent import (
     CLOCK_REALTIME,
     SCALE_NS,
     AioContext,
+    _FdWatch as _cevent_FdWatch,
     _LoopCore,
     _loopcore_configure,
     _ns_ceil,
@@ -132,35 +133,12 @@ _loopcore_configure(events.Handle, _TimerHandle,
                     _new_timer_debug)
 
 
-class _FdWatch:
-    """The fd handler of one registered fd: puts the asyncio reader or
-    writer handle of the fd's selector key on the loop's ready queue (what
-    ``BaseSelectorEventLoop._process_events`` does for a selector's event
-    list), or drops a cancelled one as ``_process_events`` does."""
-
-    __slots__ = ("key", "ready", "selector")
-
-    def __init__(self, key: selectors.SelectorKey, ready: deque[Any],
-                 selector: _AioContextSelector) -> None:
-        self.key = key
-        self.ready = ready
-        self.selector = selector
-
-    def read_ready(self) -> None:
-        reader = self.key.data[0]
-        if reader is not None:
-            if reader._cancelled:
-                self.selector._drop_cancelled(self.key.fd, _EVENT_READ)
-            else:
-                self.ready.append(reader)
-
-    def write_ready(self) -> None:
-        writer = self.key.data[1]
-        if writer is not None:
-            if writer._cancelled:
-                self.selector._drop_cancelled(self.key.fd, _EVENT_WRITE)
-            else:
-                self.ready.append(writer)
+# The fd handler of one registered fd (in C): its read_ready/write_ready
+# put the asyncio reader or writer handle of the fd's selector key on the
+# loop's ready queue (what BaseSelectorEventLoop._process_events does for a
+# selector's event list), or call selector._drop_cancelled() for a
+# cancelled one, as _process_events does.
+_FdWatch = _cevent_FdWatch
 
 
 class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):

@@ -1698,6 +1698,245 @@ cev_loopcore_configure(PyObject *module, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* ---- _FdWatch ---------------------------------------------------------- */
+
+/*
+ * The fd handler of one fd registered by cevent.Loop's selector: puts the
+ * asyncio reader or writer handle of the fd's selector key on the loop's
+ * ready queue (what BaseSelectorEventLoop._process_events does for a
+ * selector's event list), or has the selector drop a cancelled one as
+ * _process_events does.  AioContext.set_fd_handler() calls its bound
+ * read_ready/write_ready methods.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *key;          /* selectors.SelectorKey; data = (reader, writer) */
+    PyObject *ready;        /* the loop's ready queue */
+    PyObject *ready_append; /* its bound append */
+    PyObject *selector;     /* has _drop_cancelled(fd, event) */
+} FdWatchObject;
+
+enum { KEY_FD = 1, KEY_DATA = 3, KEY_SIZE = 4 };
+#define WATCH_EVENT_READ 1      /* selectors.EVENT_READ */
+#define WATCH_EVENT_WRITE 2     /* selectors.EVENT_WRITE */
+
+static PyObject *
+fdwatch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"key", "ready", "selector", NULL};
+    PyObject *key, *ready, *selector, *append;
+    FdWatchObject *self;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:_FdWatch", kwlist,
+                                     &key, &ready, &selector)) {
+        return NULL;
+    }
+    append = PyObject_GetAttrString(ready, "append");
+    if (append == NULL) {
+        return NULL;
+    }
+    self = (FdWatchObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(append);
+        return NULL;
+    }
+    self->key = Py_NewRef(key);
+    self->ready = Py_NewRef(ready);
+    self->ready_append = append;
+    self->selector = Py_NewRef(selector);
+    return (PyObject *)self;
+}
+
+static int
+fdwatch_traverse(FdWatchObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->key);
+    Py_VISIT(self->ready);
+    Py_VISIT(self->ready_append);
+    Py_VISIT(self->selector);
+    return 0;
+}
+
+static int
+fdwatch_clear(FdWatchObject *self)
+{
+    Py_CLEAR(self->key);
+    Py_CLEAR(self->ready);
+    Py_CLEAR(self->ready_append);
+    Py_CLEAR(self->selector);
+    return 0;
+}
+
+static void
+fdwatch_dealloc(FdWatchObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    PyObject_GC_UnTrack(self);
+    (void)fdwatch_clear(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+/* The reader (@index 0) or writer (1) handle of the key, borrowed. */
+static PyObject *
+fdwatch_handle(FdWatchObject *self, Py_ssize_t index)
+{
+    PyObject *key = self->key, *data;
+
+    if (key == NULL || !PyTuple_Check(key) ||
+        PyTuple_GET_SIZE(key) != KEY_SIZE) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_FdWatch.key must be a selectors.SelectorKey");
+        return NULL;
+    }
+    data = PyTuple_GET_ITEM(key, KEY_DATA);
+    if (!PyTuple_Check(data) || PyTuple_GET_SIZE(data) != 2) {
+        PyErr_SetString(PyExc_TypeError,
+                        "the selector key's data must be (reader, writer)");
+        return NULL;
+    }
+    return PyTuple_GET_ITEM(data, index);
+}
+
+static PyObject *
+fdwatch_ready(FdWatchObject *self, PyTypeObject *defining_class,
+              Py_ssize_t index, int event)
+{
+    cev_loop_config *cfg = loopcore_config(defining_class);
+    PyObject *handle = fdwatch_handle(self, index);
+    PyObject *res;
+    int cancelled;
+
+    if (handle == NULL) {
+        return NULL;
+    }
+    if (handle == Py_None) {
+        Py_RETURN_NONE;
+    }
+    if (loopcore_check_configured(cfg) < 0) {
+        return NULL;
+    }
+    Py_INCREF(handle);
+    cancelled = loopcore_handle_cancelled(cfg, handle,
+                                          loopcore_is_plain(cfg, handle));
+    if (cancelled < 0) {
+        res = NULL;
+    }
+    else if (cancelled) {
+        res = PyObject_CallMethod(self->selector, "_drop_cancelled", "Oi",
+                                  PyTuple_GET_ITEM(self->key, KEY_FD),
+                                  event);
+    }
+    else {
+        res = PyObject_Vectorcall(self->ready_append, &handle, 1, NULL);
+    }
+    Py_DECREF(handle);
+    if (res == NULL) {
+        return NULL;
+    }
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(fdwatch_read_ready_doc,
+"read_ready($self, /)\n--\n\n"
+"The fd is readable: queue the key's reader handle.");
+
+static PyObject *
+fdwatch_read_ready(FdWatchObject *self, PyTypeObject *defining_class,
+                   PyObject *const *Py_UNUSED(args), size_t nargsf,
+                   PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "read_ready() takes no arguments");
+        return NULL;
+    }
+    return fdwatch_ready(self, defining_class, 0, WATCH_EVENT_READ);
+}
+
+PyDoc_STRVAR(fdwatch_write_ready_doc,
+"write_ready($self, /)\n--\n\n"
+"The fd is writable: queue the key's writer handle.");
+
+static PyObject *
+fdwatch_write_ready(FdWatchObject *self, PyTypeObject *defining_class,
+                    PyObject *const *Py_UNUSED(args), size_t nargsf,
+                    PyObject *kwnames)
+{
+    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "write_ready() takes no arguments");
+        return NULL;
+    }
+    return fdwatch_ready(self, defining_class, 1, WATCH_EVENT_WRITE);
+}
+
+static PyObject *
+fdwatch_get_key(FdWatchObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->key);
+}
+
+static int
+fdwatch_set_key(FdWatchObject *self, PyObject *value,
+                void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete key");
+        return -1;
+    }
+    Py_SETREF(self->key, Py_NewRef(value));
+    return 0;
+}
+
+static PyMethodDef fdwatch_methods[] = {
+    {"read_ready", CEV_METH(fdwatch_read_ready),
+     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, fdwatch_read_ready_doc},
+    {"write_ready", CEV_METH(fdwatch_write_ready),
+     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, fdwatch_write_ready_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyMemberDef fdwatch_members[] = {
+    {"ready", T_OBJECT, offsetof(FdWatchObject, ready), READONLY,
+     "The loop's ready queue."},
+    {"selector", T_OBJECT, offsetof(FdWatchObject, selector), READONLY,
+     "The selector that registered the fd."},
+    {NULL}
+};
+
+static PyGetSetDef fdwatch_getset[] = {
+    {"key", (getter)fdwatch_get_key, (setter)fdwatch_set_key,
+     "The fd's selectors.SelectorKey (data: (reader, writer) handles).",
+     NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(fdwatch_doc,
+"_FdWatch(key, ready, selector)\n--\n\n"
+"The fd handler of one fd registered by cevent.Loop's selector: queues\n"
+"the key's reader or writer handle on the loop's ready queue.");
+
+static PyType_Slot fdwatch_slots[] = {
+    {Py_tp_new, fdwatch_new},
+    {Py_tp_dealloc, fdwatch_dealloc},
+    {Py_tp_traverse, fdwatch_traverse},
+    {Py_tp_clear, fdwatch_clear},
+    {Py_tp_methods, fdwatch_methods},
+    {Py_tp_members, fdwatch_members},
+    {Py_tp_getset, fdwatch_getset},
+    {Py_tp_doc, (void *)fdwatch_doc},
+    {0, NULL}
+};
+
+PyType_Spec cev_fdwatch_spec = {
+    .name = "cevent._cevent._FdWatch",
+    .basicsize = sizeof(FdWatchObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .slots = fdwatch_slots,
+};
+
 /* ---- type -------------------------------------------------------------- */
 
 #define LOOPCORE_METHOD(name) \

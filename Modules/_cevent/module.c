@@ -296,6 +296,7 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->backends);
     Py_VISIT(state->unavailable);
     Py_VISIT(state->LoopCoreType);
+    Py_VISIT(state->FdWatchType);
     if (cev_loopcore_state_traverse(&state->loop, visit, arg) < 0) {
         return -1;
     }
@@ -319,6 +320,7 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->backends);
     Py_CLEAR(state->unavailable);
     Py_CLEAR(state->LoopCoreType);
+    Py_CLEAR(state->FdWatchType);
     cev_loopcore_state_clear(&state->loop);
     return 0;
 }
@@ -370,6 +372,7 @@ cevent_exec(PyObject *module)
     ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType,
              true);
     ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL, true);
+    ADD_TYPE(FdWatchType, cev_fdwatch_spec, NULL, true);
 #undef ADD_TYPE
 
     if (cev_loopcore_state_init(&state->loop) < 0) {

@@ -86,6 +86,7 @@ typedef struct {
     PyObject *unavailable;               /* dict: backend -> reason */
     /* cevent.Loop's native core (loopcore.c) */
     PyTypeObject *LoopCoreType;
+    PyTypeObject *FdWatchType;
     cev_loop_config loop;
 } cevent_state;
 
@@ -337,6 +338,7 @@ extern PyType_Spec cev_poller_spec;
 extern PyType_Spec cev_event_notifier_poller_spec;
 extern PyType_Spec cev_memory_poller_spec;
 extern PyType_Spec cev_loopcore_spec;
+extern PyType_Spec cev_fdwatch_spec;
 
 PyObject *cev_loopcore_configure(PyObject *module, PyObject *const *args,
                                  Py_ssize_t nargs);
