@@ -10,8 +10,8 @@ subprocesses, signals, executors, sendfile, ...) driven by a
   ``ctx.poll()`` runs, so there is no event list to walk afterwards;
 * the wait for the next ``call_later``/``call_at`` is a cevent
   :class:`~cevent.Timer` on ``CLOCK_REALTIME`` in ns, armed at the earliest
-  deadline, and ``ctx.poll(True)`` (which releases the GIL) returns when it
-  fires;
+  deadline of the loop's timer heap (kept in C by ``_LoopCore``), and
+  ``ctx.poll(True)`` (which releases the GIL) returns when it fires;
 * ``call_soon_threadsafe`` wakes the loop with ``ctx.notify()``, not the
   self-pipe (which stays for signals only);
 * the loop's clock is QEMU's ``QEMU_CLOCK_REALTIME`` (``cevent.clock_ns()``,
@@ -24,8 +24,6 @@ subprocesses, signals, executors, sendfile, ...) driven by a
 from __future__ import annotations
 
 import asyncio
-import heapq
-import math
 import selectors
 import sys
 from asyncio import base_events, events, format_helpers
@@ -52,16 +50,9 @@ _T = TypeVar("_T")
 
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
-_NS = 1_000_000_000
 # Deadlines at or beyond this (e.g. call_later(math.inf)) never fire and
 # never arm the wake-up timer.
 _NEVER_NS = 1 << 62
-# Same thresholds as BaseEventLoop for purging cancelled timer handles.
-_MIN_SCHEDULED_TIMER_HANDLES = 100
-_MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
-
-_heappush = heapq.heappush
-_heappop = heapq.heappop
 
 
 def _noop() -> None:
@@ -308,8 +299,10 @@ class Loop(_LoopCore,  # type: ignore[misc]
            unix_events._UnixSelectorEventLoop):
     """An asyncio event loop driven by a :class:`cevent.AioContext`.
 
-    Its native base, ``_LoopCore``, implements ``call_soon()`` and runs the
-    ready handles in C (outside debug mode), with asyncio's semantics.
+    Its native base, ``_LoopCore``, implements the scheduling methods
+    (``call_soon``, ``call_soon_threadsafe``, ``call_later``, ``call_at``),
+    the timer heap and ``_run_once()`` in C, with asyncio's semantics
+    (debug mode defers to asyncio's Python code).
 
     ``backend`` picks the context's fd monitor as ``AioContext(backend)``
     does (``None``: io_uring when usable, else poll/epoll).  The loop may

@@ -1779,14 +1779,13 @@ fdwatch_dealloc(FdWatchObject *self)
     Py_DECREF(tp);
 }
 
-/* The reader (@index 0) or writer (1) handle of the key, borrowed. */
+/* The reader (@index 0) or writer (1) handle of @key, borrowed. */
 static PyObject *
-fdwatch_handle(FdWatchObject *self, Py_ssize_t index)
+fdwatch_handle(PyObject *key, Py_ssize_t index)
 {
-    PyObject *key = self->key, *data;
+    PyObject *data;
 
-    if (key == NULL || !PyTuple_Check(key) ||
-        PyTuple_GET_SIZE(key) != KEY_SIZE) {
+    if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != KEY_SIZE) {
         PyErr_SetString(PyExc_TypeError,
                         "_FdWatch.key must be a selectors.SelectorKey");
         return NULL;
@@ -1805,18 +1804,18 @@ fdwatch_ready(FdWatchObject *self, PyTypeObject *defining_class,
               Py_ssize_t index, int event)
 {
     cev_loop_config *cfg = loopcore_config(defining_class);
-    PyObject *handle = fdwatch_handle(self, index);
-    PyObject *res;
+    PyObject *key, *handle, *res;
     int cancelled;
 
-    if (handle == NULL) {
-        return NULL;
-    }
-    if (handle == Py_None) {
-        Py_RETURN_NONE;
-    }
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
+    }
+    /* Python code below (a handle's _cancelled) may replace self->key */
+    key = Py_NewRef(self->key);
+    handle = fdwatch_handle(key, index);
+    if (handle == NULL || handle == Py_None) {
+        Py_DECREF(key);
+        return handle == NULL ? NULL : Py_NewRef(Py_None);
     }
     Py_INCREF(handle);
     cancelled = loopcore_handle_cancelled(cfg, handle,
@@ -1826,13 +1825,13 @@ fdwatch_ready(FdWatchObject *self, PyTypeObject *defining_class,
     }
     else if (cancelled) {
         res = PyObject_CallMethod(self->selector, "_drop_cancelled", "Oi",
-                                  PyTuple_GET_ITEM(self->key, KEY_FD),
-                                  event);
+                                  PyTuple_GET_ITEM(key, KEY_FD), event);
     }
     else {
         res = PyObject_Vectorcall(self->ready_append, &handle, 1, NULL);
     }
     Py_DECREF(handle);
+    Py_DECREF(key);
     if (res == NULL) {
         return NULL;
     }

@@ -181,7 +181,8 @@ def plan(args, backends, uv, cl):
             module.POLL_MATTERS,
             include_uvloop=uv[0] and "uvloop" in kinds,
             include_cevent_loop=cl[0] and "cevent.Loop" in kinds,
-            epoll_idle_fds=getattr(module, "EPOLL_IDLE_FDS", 0))
+            epoll_idle_fds=getattr(module, "EPOLL_IDLE_FDS", 0),
+            loop_backends=backends)
         if "asyncio" not in kinds:
             specs = [s for s in specs if s["kind"] != "asyncio"]
         p = module.params(args.quick, args.size)

@@ -5,8 +5,9 @@ A loop spec is a small dict (it travels to the worker subprocess as JSON):
 * ``{"kind": "asyncio"}``: ``asyncio.SelectorEventLoop()`` (EpollSelector
   here), debug off, as in ANCHORS.md;
 * ``{"kind": "uvloop"}``: ``uvloop.new_event_loop()``;
-* ``{"kind": "cevent.Loop"}``: ``cevent.new_event_loop()``, the asyncio
-  face, when it exists;
+* ``{"kind": "cevent.Loop", "backend": B, "poll_max_ns": P}``:
+  ``cevent.new_event_loop(backend=B)``, the asyncio face (B None: the
+  default backend), with ``loop.context.set_poll_params(P)`` when P > 0;
 * ``{"kind": "cevent", "backend": B, "poll_max_ns": P}``: a bare
   ``cevent.AioContext(B)`` driven through its native API (BHs, fd
   handlers, timers), with ``set_poll_params(P)`` when P > 0.
@@ -24,6 +25,13 @@ REFERENCES = ("asyncio", "uvloop")
 
 def label(spec):
     kind = spec["kind"]
+    if kind == "cevent.Loop":
+        text = kind
+        if spec.get("backend"):
+            text += f" {spec['backend']}"
+        if spec.get("poll_max_ns"):
+            text += f" poll={spec['poll_max_ns']}"
+        return text
     if kind != "cevent":
         return kind
     text = f"cevent {spec['backend']}"
@@ -47,7 +55,10 @@ def new_asyncio_loop(spec):
         return uvloop.new_event_loop()
     if kind == "cevent.Loop":
         import cevent
-        return cevent.new_event_loop()
+        loop = cevent.new_event_loop(backend=spec.get("backend"))
+        if spec.get("poll_max_ns"):
+            loop.context.set_poll_params(spec["poll_max_ns"])
+        return loop
     raise ValueError(f"not an asyncio loop: {spec!r}")
 
 
@@ -76,16 +87,26 @@ def cevent_loop_status():
 
 
 def all_specs(backends, with_poll_on, include_uvloop=True,
-              include_cevent_loop=False, epoll_idle_fds=0):
+              include_cevent_loop=False, epoll_idle_fds=0,
+              loop_backends=()):
     """Every loop a workload runs on, in table order.  ``epoll_idle_fds``
     > 0 adds an "epoll+N" context with N idle fds registered first, so
     that QEMU's poll/epoll pair really runs on epoll (it upgrades at 64
-    fds)."""
+    fds).  cevent.Loop runs on its default backend, then on each of
+    ``loop_backends`` other than that, and with polling on when
+    ``with_poll_on``."""
     specs = [{"kind": "asyncio"}]
     if include_uvloop:
         specs.append({"kind": "uvloop"})
     if include_cevent_loop:
         specs.append({"kind": "cevent.Loop"})
+        default = loop_backends[0] if loop_backends else None
+        for backend in loop_backends:
+            if backend != default:
+                specs.append({"kind": "cevent.Loop", "backend": backend})
+        if with_poll_on:
+            specs.append({"kind": "cevent.Loop",
+                          "poll_max_ns": POLL_ON_NS})
     for backend in backends:
         specs.append({"kind": "cevent", "backend": backend,
                       "poll_max_ns": 0})

@@ -61,7 +61,8 @@ def summarise(names, results):
                     col["backend_used"].append(used)
         for g in groups.values():
             order = {"asyncio": 0, "uvloop": 1, "cevent.Loop": 2}
-            g["columns"].sort(key=lambda c: order.get(c["loop"], 3))
+            g["columns"].sort(key=lambda c: order.get(
+                c["loop"], 3 if c["spec"]["kind"] == "cevent.Loop" else 4))
             refs = {ref: next((c for c in g["columns"] if c["loop"] == ref),
                               None) for ref in loops_mod.REFERENCES}
             for col in g["columns"]:
@@ -90,14 +91,15 @@ def summarise(names, results):
 
 # ---- targets -----------------------------------------------------------------
 
-def _cevent_cols(summary, workload, group, poll=None, flavours=None):
+def _cevent_cols(summary, workload, group, poll=None, flavours=None,
+                 kind="cevent"):
     g = summary.get(workload, {}).get("groups", {}).get(group)
     if g is None:
         return []
     out = []
     for col in g["columns"]:
         spec = col["spec"]
-        if spec["kind"] != "cevent":
+        if spec["kind"] != kind:
             continue
         if poll is not None and bool(spec.get("poll_max_ns")) != poll:
             continue
@@ -119,8 +121,8 @@ def evaluate_targets(summary, backends):
     rows = []
 
     def ratio_rows(tid, text, workload, group, metric, ref, op, bound,
-                   poll=None, flavours=None):
-        cols = _cevent_cols(summary, workload, group, poll, flavours)
+                   poll=None, flavours=None, kind="cevent"):
+        cols = _cevent_cols(summary, workload, group, poll, flavours, kind)
         if not cols and workload in summary:
             rows.append({"id": tid, "target": text, "loop": "-",
                          "flavour": "", "value": None, "op": op,
@@ -147,6 +149,28 @@ def evaluate_targets(summary, backends):
                "batch", "cb_per_s", "uvloop", ">=", 1.5, poll=False)
     ratio_rows("timers", "100k timers throughput", "timers", "dense",
                "timers_per_s", "uvloop", ">=", 2.0, poll=False)
+
+    # Issue 8: cevent.Loop (every backend; polling on too where it ran)
+    # at least as fast as uvloop.
+    for group, text in (("chain", "call_soon chain"),
+                        ("batch", "call_soon batch of 1000")):
+        ratio_rows(f"loop_{group}", f"cevent.Loop {text}", "bh", group,
+                   "cb_per_s", "uvloop", ">=", 1.0, kind="cevent.Loop")
+    ratio_rows("loop_timers", "cevent.Loop call_later 100k", "timers",
+               "dense", "timers_per_s", "uvloop", ">=", 1.0,
+               kind="cevent.Loop")
+    for group, text in (("same_cpu", "same CPU"), ("cross_cpu", "cross CPU")):
+        ratio_rows(f"loop_wakeup_{group}",
+                   f"cevent.Loop call_soon_threadsafe p50, {text}",
+                   "wakeup", group, "p50_us", "uvloop", "<=", 1.0,
+                   kind="cevent.Loop")
+    for api in ("protocols", "streams"):
+        for clients in (1, 50):
+            ratio_rows(f"loop_tcp_{api}_c{clients}",
+                       f"cevent.Loop TCP echo, {api}, {clients} "
+                       f"client{'s' if clients > 1 else ''}", "tcp",
+                       f"{api}_c{clients}", "msg_per_s", "uvloop", ">=",
+                       1.0, kind="cevent.Loop")
 
     # Never early: no timer fired before its deadline in any rep.
     if "timers" in summary:
