@@ -738,29 +738,16 @@ loopcore_track_queued(cev_loop_config *cfg, LoopCoreObject *self)
 
 /* ---- call_soon, call_soon_threadsafe ------------------------------------ */
 
-PyDoc_STRVAR(loopcore_call_soon_doc,
-"call_soon($self, callback, /, *args, context=None)\n--\n\n"
-"Arrange for callback(*args) to be called soon (FIFO); returns its\n"
-"asyncio.Handle.");
-
+/* The Handle for call_soon()'s arguments, queued on the ready queue. */
 static PyObject *
-loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
-                   PyObject *const *args, size_t nargsf, PyObject *kwnames)
+loopcore_queue_soon(cev_loop_config *cfg, LoopCoreObject *self,
+                    const char *name, PyObject *const *args, size_t nargsf,
+                    PyObject *kwnames)
 {
-    cev_loop_config *cfg = loopcore_config(defining_class);
     PyObject *context, *cbargs, *handle;
 
-    if (loopcore_check_configured(cfg) < 0) {
-        return NULL;
-    }
-    if (self->debug || self->closed) {
-        /* BaseEventLoop's: checks, source traceback, "closed" error */
-        return loopcore_call_python(cfg->py_call_soon, (PyObject *)self,
-                                    args, nargsf, kwnames);
-    }
-    if (loopcore_parse_callback("call_soon", 0, args,
-                                PyVectorcall_NARGS(nargsf), kwnames, &cbargs,
-                                &context) < 0) {
+    if (loopcore_parse_callback(name, 0, args, PyVectorcall_NARGS(nargsf),
+                                kwnames, &cbargs, &context) < 0) {
         return NULL;
     }
     handle = loopcore_make_handle(cfg, cfg->handle_type, (PyObject *)self,
@@ -777,6 +764,29 @@ loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
     return handle;
 }
 
+PyDoc_STRVAR(loopcore_call_soon_doc,
+"call_soon($self, callback, /, *args, context=None)\n--\n\n"
+"Arrange for callback(*args) to be called soon (FIFO); returns its\n"
+"asyncio.Handle.");
+
+static PyObject *
+loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
+                   PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    cev_loop_config *cfg = loopcore_config(defining_class);
+
+    if (loopcore_check_configured(cfg) < 0) {
+        return NULL;
+    }
+    if (self->debug || self->closed) {
+        /* BaseEventLoop's: checks, source traceback, "closed" error */
+        return loopcore_call_python(cfg->py_call_soon, (PyObject *)self,
+                                    args, nargsf, kwnames);
+    }
+    return loopcore_queue_soon(cfg, self, "call_soon", args, nargsf,
+                               kwnames);
+}
+
 PyDoc_STRVAR(loopcore_call_soon_threadsafe_doc,
 "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\n"
 "call_soon() from any thread: queues the handle and wakes the loop with\n"
@@ -789,7 +799,7 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
                               PyObject *kwnames)
 {
     cev_loop_config *cfg = loopcore_config(defining_class);
-    PyObject *context, *cbargs, *handle, *res;
+    PyObject *handle, *res;
 
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
@@ -799,22 +809,11 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
                                     (PyObject *)self, args, nargsf,
                                     kwnames);
     }
-    if (loopcore_parse_callback("call_soon_threadsafe", 0, args,
-                                PyVectorcall_NARGS(nargsf), kwnames, &cbargs,
-                                &context) < 0) {
-        return NULL;
-    }
-    handle = loopcore_make_handle(cfg, cfg->handle_type, (PyObject *)self,
-                                  args[0], cbargs, context);
-    Py_DECREF(cbargs);
+    handle = loopcore_queue_soon(cfg, self, "call_soon_threadsafe", args,
+                                 nargsf, kwnames);
     if (handle == NULL) {
         return NULL;
     }
-    if (loopcore_append_ready(self, handle) < 0) {
-        Py_DECREF(handle);
-        return NULL;
-    }
-    loopcore_untrack_queued(self, handle);
     /* aio_notify: thread-safe and race-free against a poll about to block */
     res = PyObject_VectorcallMethod(cfg->str_notify, &self->context,
                                     1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
@@ -1714,6 +1713,7 @@ typedef struct {
     PyObject *ready;        /* the loop's ready queue */
     PyObject *ready_append; /* its bound append */
     PyObject *selector;     /* has _drop_cancelled(fd, event) */
+    cev_loop_config *cfg;   /* the module's (the type holds the module) */
 } FdWatchObject;
 
 enum { KEY_FD = 1, KEY_DATA = 3, KEY_SIZE = 4 };
@@ -1744,6 +1744,7 @@ fdwatch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->ready = Py_NewRef(ready);
     self->ready_append = append;
     self->selector = Py_NewRef(selector);
+    self->cfg = &cevent_state_by_type(type)->loop;
     return (PyObject *)self;
 }
 
@@ -1800,10 +1801,9 @@ fdwatch_handle(PyObject *key, Py_ssize_t index)
 }
 
 static PyObject *
-fdwatch_ready(FdWatchObject *self, PyTypeObject *defining_class,
-              Py_ssize_t index, int event)
+fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
 {
-    cev_loop_config *cfg = loopcore_config(defining_class);
+    cev_loop_config *cfg = self->cfg;
     PyObject *key, *handle, *res;
     int cancelled;
 
@@ -1844,15 +1844,9 @@ PyDoc_STRVAR(fdwatch_read_ready_doc,
 "The fd is readable: queue the key's reader handle.");
 
 static PyObject *
-fdwatch_read_ready(FdWatchObject *self, PyTypeObject *defining_class,
-                   PyObject *const *Py_UNUSED(args), size_t nargsf,
-                   PyObject *kwnames)
+fdwatch_read_ready(FdWatchObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "read_ready() takes no arguments");
-        return NULL;
-    }
-    return fdwatch_ready(self, defining_class, 0, WATCH_EVENT_READ);
+    return fdwatch_ready(self, 0, WATCH_EVENT_READ);
 }
 
 PyDoc_STRVAR(fdwatch_write_ready_doc,
@@ -1860,15 +1854,9 @@ PyDoc_STRVAR(fdwatch_write_ready_doc,
 "The fd is writable: queue the key's writer handle.");
 
 static PyObject *
-fdwatch_write_ready(FdWatchObject *self, PyTypeObject *defining_class,
-                    PyObject *const *Py_UNUSED(args), size_t nargsf,
-                    PyObject *kwnames)
+fdwatch_write_ready(FdWatchObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "write_ready() takes no arguments");
-        return NULL;
-    }
-    return fdwatch_ready(self, defining_class, 1, WATCH_EVENT_WRITE);
+    return fdwatch_ready(self, 1, WATCH_EVENT_WRITE);
 }
 
 static PyObject *
@@ -1890,10 +1878,10 @@ fdwatch_set_key(FdWatchObject *self, PyObject *value,
 }
 
 static PyMethodDef fdwatch_methods[] = {
-    {"read_ready", CEV_METH(fdwatch_read_ready),
-     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, fdwatch_read_ready_doc},
-    {"write_ready", CEV_METH(fdwatch_write_ready),
-     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, fdwatch_write_ready_doc},
+    {"read_ready", (PyCFunction)fdwatch_read_ready, METH_NOARGS,
+     fdwatch_read_ready_doc},
+    {"write_ready", (PyCFunction)fdwatch_write_ready, METH_NOARGS,
+     fdwatch_write_ready_doc},
     {NULL, NULL, 0, NULL}
 };
 
