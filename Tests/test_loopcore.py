@@ -387,7 +387,8 @@ def test_heap_order_random(loop):
     rng = random.Random(3)
     now = loop.time()
     got = []
-    whens = [now + rng.uniform(0, 0.02) for _ in range(500)]
+    # 3000: the heap grows past 1024 entries, then shrinks as it drains
+    whens = [now + rng.uniform(0, 0.02) for _ in range(3000)]
     handles = [loop.call_at(w, got.append, w) for w in whens]
     for h in handles[::7]:
         h.cancel()

@@ -488,6 +488,17 @@ loopcore_heap_pop(LoopCoreObject *self)
         self->heap[0] = self->heap[self->nheap];
         loopcore_heap_sift_down(self->heap, self->nheap, 0);
     }
+    /* Give back most of the memory a burst of timers took. */
+    if (self->heap_cap > 1024 && self->nheap < self->heap_cap / 4) {
+        LoopTimer *heap = PyMem_Realloc(self->heap,
+                                        (self->heap_cap / 2) *
+                                        sizeof(LoopTimer));
+
+        if (heap != NULL) {
+            self->heap = heap;
+            self->heap_cap /= 2;
+        }
+    }
     return handle;
 }
 
