@@ -692,3 +692,60 @@ def test_no_growth(backend):
     gc.collect()
     assert _cevent._live_counts() == counts
     assert len(gc.get_objects()) - objects < 200
+
+
+# ---- the socket transport's reads -------------------------------------------
+
+class _Collect(asyncio.Protocol):
+    def __init__(self):
+        self.chunks = []
+        self.eof = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data):
+        self.chunks.append(data)
+
+    def eof_received(self):
+        self.eof.set_result(None)
+
+
+def test_socket_transport_reads_into_the_loop_buffer(loop):
+    from cevent._loop import _SocketTransport
+
+    payloads = [os.urandom(n) for n in (1, 1000, 70_000, 600_000)]
+
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        transport, proto = await loop.connect_accepted_socket(_Collect, a)
+        assert type(transport) is _SocketTransport
+        for payload in payloads:
+            await loop.sock_sendall(b, payload)
+        b.shutdown(socket.SHUT_WR)
+        await asyncio.wait_for(proto.eof, 10)
+        b.close()
+        transport.close()
+        return proto.chunks
+
+    chunks = run(loop, main())
+    # every chunk is its own bytes object, not a view of the shared buffer
+    assert all(type(c) is bytes for c in chunks)
+    assert max(len(c) for c in chunks) <= 256 * 1024
+    assert b"".join(chunks) == b"".join(payloads)
+
+
+def test_socket_transport_own_max_size(loop):
+    async def main():
+        a, b = socket.socketpair()
+        b.setblocking(False)
+        transport, proto = await loop.connect_accepted_socket(_Collect, a)
+        transport.max_size = 10                 # asyncio's own path
+        await loop.sock_sendall(b, b"x" * 100)
+        b.shutdown(socket.SHUT_WR)
+        await asyncio.wait_for(proto.eof, 10)
+        b.close()
+        transport.close()
+        return proto.chunks
+
+    chunks = run(loop, main())
+    assert b"".join(chunks) == b"x" * 100
+    assert max(len(c) for c in chunks) <= 10
