@@ -21,8 +21,8 @@ VAR = contextvars.ContextVar("VAR", default="unset")
 
 
 @pytest.fixture
-def loop():
-    loop = cevent.new_event_loop()
+def loop(backend):
+    loop = cevent.new_event_loop(backend=backend)
     try:
         yield loop
     finally:
