@@ -301,8 +301,8 @@ class _SocketTransport(selector_events._SelectorSocketTransport):
 
     ``sock.recv(256 KiB)`` allocates 256 KiB for every read and shrinks it
     to the bytes received; glibc serves that size with ``mmap``, so a read
-    of 1 KiB costs an ``mmap``, an ``mremap``, a ``munmap`` and page
-    faults.  Reading into one preallocated buffer and copying out the bytes
+    of 1 KiB can cost an ``mmap``, an ``mremap``, a ``munmap`` and page
+    faults (every read does, in a loop that allocates nothing else).  Reading into one preallocated buffer and copying out the bytes
     received gives ``data_received()`` the same ``bytes``."""
 
     def _read_ready__data_received(self) -> None:
