@@ -209,22 +209,24 @@ def test_fork_child_gc_of_inherited_context(backend):
 
 
 def test_fork_child_uses_bh_and_timer(backend):
-    """BH and Timer objects of an inherited context used in the child can
-    at worst touch the child's private copy: the parent is not woken and
-    its BH does not run because of the child."""
+    """BH and Timer objects of an inherited context refuse in the child as
+    the context does (BH.delete() is allowed, as close() is); the parent is
+    not woken and its BH does not run because of the child."""
     parent = Parent(backend)
     try:
         parent.check_works()
         drain(parent.ctx)
 
         def child():
-            for call in (parent.bh.schedule, parent.bh.cancel,
-                         lambda: parent.timer.mod(0), parent.timer.delete):
-                try:
-                    call()
-                except (RuntimeError, ValueError):
-                    pass
-            return True
+            bh, timer = parent.bh, parent.timer
+            ok = all(refuses(call) for call in (
+                bh.schedule, bh.schedule_idle, bh.cancel,
+                lambda: bh.scheduled,
+                lambda: timer.mod(0), lambda: timer.mod_ns(0),
+                lambda: timer.mod_anticipate(0), timer.delete,
+                lambda: timer.pending, lambda: timer.expire_time))
+            bh.delete()
+            return ok
 
         n = parent.bh_calls
         assert run_child(child) == 0

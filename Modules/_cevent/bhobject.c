@@ -41,10 +41,14 @@ bh_unlink(BHObject *self)
 }
 
 /* Raise ValueError and return -1 if the BH is deleted or its context
- * closed. */
+ * closed, RuntimeError if the context belongs to another process (fork). */
 static int
 bh_check(BHObject *self)
 {
+    if (self->context != NULL &&
+        cev_context_check_process(self->context) < 0) {
+        return -1;
+    }
     if (self->context == NULL || self->context->ctx == NULL) {
         PyErr_SetString(PyExc_ValueError, "context closed");
         return -1;

@@ -182,12 +182,21 @@ context_forked(ContextObject *self)
 /* ---- shared helpers -------------------------------------------------- */
 
 int
-cev_context_check_open(ContextObject *self)
+cev_context_check_process(ContextObject *self)
 {
     if (context_forked(self)) {     /* fork policy, see above */
         PyErr_SetString(PyExc_RuntimeError,
                         "AioContext was created in another process (fork); "
                         "create a new one in the child");
+        return -1;
+    }
+    return 0;
+}
+
+int
+cev_context_check_open(ContextObject *self)
+{
+    if (cev_context_check_process(self) < 0) {
         return -1;
     }
     if (self->ctx == NULL) {

@@ -215,6 +215,7 @@ typedef struct ContextObject {
 } ContextObject;
 
 /* Raise ValueError and return -1 if closed; else 0. */
+int cev_context_check_process(ContextObject *self);
 int cev_context_check_open(ContextObject *self);
 /* Raise RuntimeError and return -1 if not on the home thread; else 0. */
 int cev_context_check_home(ContextObject *self);

@@ -40,10 +40,15 @@ timerobj_unlink(TimerObject *self)
     }
 }
 
-/* Raise ValueError and return -1 if the timer's context is closed. */
+/* Raise ValueError and return -1 if the timer's context is closed,
+ * RuntimeError if it belongs to another process (fork). */
 static int
 timerobj_check(TimerObject *self)
 {
+    if (self->context != NULL &&
+        cev_context_check_process(self->context) < 0) {
+        return -1;
+    }
     if (self->ts == NULL || self->context == NULL ||
         self->context->ctx == NULL) {
         PyErr_SetString(PyExc_ValueError, "context closed");
