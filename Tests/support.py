@@ -9,6 +9,7 @@ spin or block forever fails the test instead.
 import gc
 import os
 import select
+import signal
 import threading
 import time
 
@@ -331,3 +332,55 @@ def warm_up_polling(ctx, max_ns):
     finally:
         timer.delete()
     raise AssertionError(f"poll_ns stayed at {ctx.poll_ns} (max {max_ns})")
+
+
+# ---- signals during a blocking poll() -------------------------------------
+
+class Killer:
+    """Send ``sig`` to this process from another thread after ``delay``
+    seconds; ``sent`` is the monotonic time of the kill."""
+
+    def __init__(self, sig, delay):
+        self.sent = None
+        self._thread = threading.Thread(target=self._run, args=(sig, delay))
+        self._thread.start()
+
+    def _run(self, sig, delay):
+        time.sleep(delay)
+        self.sent = time.monotonic()
+        os.kill(os.getpid(), sig)
+
+    def join(self):
+        self._thread.join()
+
+
+class Alarm:
+    """SIGALRM to this thread after ``delay`` seconds (``setitimer``);
+    ``sent`` is when it is due."""
+
+    def __init__(self, delay):
+        self.sent = time.monotonic() + delay
+        signal.setitimer(signal.ITIMER_REAL, delay)
+
+    def join(self):
+        pass
+
+
+def interrupted_poll(ctx, signaller, expected):
+    """Block in ``ctx.poll(True)`` until the signal that ``signaller`` (a
+    Killer or an Alarm, made after the caller drained ``ctx``) sends makes
+    its handler raise ``expected``; return the seconds from the signal to
+    poll() raising."""
+    import pytest
+
+    assert threading.current_thread() is threading.main_thread()
+    try:
+        # start is taken inside the block: on a loaded machine the signal
+        # may come before poll() is entered, and must not escape the test
+        with pytest.raises(expected):
+            start = time.monotonic()
+            ctx.poll(True)
+        end = time.monotonic()
+    finally:
+        signaller.join()
+    return end - max(start, signaller.sent)

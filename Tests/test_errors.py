@@ -14,9 +14,12 @@ import pytest
 import cevent
 from support import (
     MULTIPLIER,
+    Alarm,
     Counter,
+    Killer,
     bounded_poll,
     drain,
+    interrupted_poll,
     scaled,
     virtual_now,
 )
@@ -419,22 +422,6 @@ def test_base_exception_from_callback(ctx):
 
 # ---- KeyboardInterrupt ---------------------------------------------------------
 
-def _interrupted_poll(ctx, arm):
-    """Block in poll(True) (nothing pending), let arm() deliver a signal
-    that raises KeyboardInterrupt, and return the seconds from the signal
-    to poll() raising."""
-    assert threading.current_thread() is threading.main_thread()
-    drain(ctx)                          # nothing pending from here on
-    delivered = arm()
-    # start is taken inside the block: on a loaded machine the signal may
-    # come before poll() is entered, and must not escape the test then
-    with pytest.raises(KeyboardInterrupt):
-        start = time.monotonic()
-        ctx.poll(True)
-    end = time.monotonic()
-    return end - max(start, delivered())
-
-
 @pytest.fixture
 def sigalrm_raises_keyboardinterrupt():
     def handler(signum, frame):
@@ -452,12 +439,8 @@ def test_keyboard_interrupt_from_sigalrm(ctx,
                                          sigalrm_raises_keyboardinterrupt):
     """KeyboardInterrupt raised by a signal handler during a blocking
     poll(True) surfaces within 100 ms."""
-    def arm():
-        at = time.monotonic() + 0.05
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        return lambda: at
-
-    latency = _interrupted_poll(ctx, arm)
+    drain(ctx)
+    latency = interrupted_poll(ctx, Alarm(0.05), KeyboardInterrupt)
     assert latency < 0.1 * MULTIPLIER
     # the context is still usable
     assert ctx.poll(False) is False
@@ -466,26 +449,12 @@ def test_keyboard_interrupt_from_sigalrm(ctx,
 def test_keyboard_interrupt_from_sigint(ctx):
     """SIGINT sent by another thread during a blocking poll(True)."""
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
-    sent = []
-    thread = None
     try:
-        def arm():
-            nonlocal thread
-
-            def kill():
-                time.sleep(0.05)
-                sent.append(time.monotonic())
-                os.kill(os.getpid(), signal.SIGINT)
-
-            thread = threading.Thread(target=kill)
-            thread.start()
-            return lambda: sent[0]
-
-        latency = _interrupted_poll(ctx, arm)
+        drain(ctx)
+        latency = interrupted_poll(ctx, Killer(signal.SIGINT, 0.05),
+                                   KeyboardInterrupt)
         assert latency < 0.1 * MULTIPLIER
     finally:
-        if thread is not None:
-            thread.join()
         signal.signal(signal.SIGINT, old)
     assert ctx.poll(False) is False
 
@@ -499,12 +468,8 @@ def test_keyboard_interrupt_with_handlers(ctx,
         t = ctx.timer_new(cevent.CLOCK_REALTIME, cevent.SCALE_NS, print)
         t.mod(cevent.clock_ns() + 3600 * 10**9)
 
-        def arm():
-            at = time.monotonic() + 0.05
-            signal.setitimer(signal.ITIMER_REAL, 0.05)
-            return lambda: at
-
-        latency = _interrupted_poll(ctx, arm)
+        drain(ctx)
+        latency = interrupted_poll(ctx, Alarm(0.05), KeyboardInterrupt)
         assert latency < 0.1 * MULTIPLIER
         t.delete()
         ctx.set_fd_handler(r)

@@ -15,7 +15,6 @@
   the signal number arrives as a byte and the handler reads it.
 """
 
-import os
 import signal
 import socket
 import threading
@@ -24,7 +23,7 @@ import time
 import pytest
 
 import cevent
-from support import MULTIPLIER, drain, scaled
+from support import MULTIPLIER, Killer, drain, interrupted_poll, scaled
 
 pytestmark = pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(),
@@ -59,24 +58,6 @@ def handlers():
         signal.signal(signal.SIGTERM, old_term)
 
 
-class Killer:
-    """Send ``sig`` to this process from another thread after ``delay``
-    seconds; ``sent`` is the monotonic time of the kill."""
-
-    def __init__(self, sig, delay):
-        self.sent = None
-        self._thread = threading.Thread(target=self._run, args=(sig, delay))
-        self._thread.start()
-
-    def _run(self, sig, delay):
-        time.sleep(delay)
-        self.sent = time.monotonic()
-        os.kill(os.getpid(), sig)
-
-    def join(self):
-        self._thread.join()
-
-
 EXPECTED = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
 
 
@@ -91,15 +72,9 @@ def test_signal_during_blocking_poll(backend, handlers, sig):
         t = ctx.timer_new(cevent.CLOCK_REALTIME, cevent.SCALE_NS, print)
         t.mod(cevent.clock_ns() + 3600 * 10**9)
         drain(ctx)
-        killer = Killer(sig, 0.05)
-        try:
-            with pytest.raises(EXPECTED[sig]):
-                ctx.poll(True)
-            end = time.monotonic()
-        finally:
-            killer.join()
+        latency = interrupted_poll(ctx, Killer(sig, 0.05), EXPECTED[sig])
         assert handlers == [sig]
-        assert end - killer.sent < BOUND
+        assert latency < BOUND
         # still usable
         w.send(b"x")
         deadline = time.monotonic() + scaled(5)
@@ -169,13 +144,7 @@ def _signal_during_spin(backend, sig, max_ns, delay):
         drain(ctx)
         ctx.poll(False)
         polling = ctx.stats()["polling_ns"]
-        killer = Killer(sig, delay)
-        try:
-            with pytest.raises(EXPECTED[sig]):
-                ctx.poll(True)
-            end = time.monotonic()
-        finally:
-            killer.join()
+        latency = interrupted_poll(ctx, Killer(sig, delay), EXPECTED[sig])
         spun = ctx.stats()["polling_ns"] - polling
         # it really was spinning when the signal came
         assert spun >= delay * 1e9 * 0.9
@@ -186,7 +155,7 @@ def _signal_during_spin(backend, sig, max_ns, delay):
         while not spin.ready:
             ctx.poll(True)
             assert time.monotonic() < deadline
-        return end - killer.sent
+        return latency
     finally:
         spin.close()
 
