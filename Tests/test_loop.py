@@ -708,25 +708,34 @@ class _Collect(asyncio.Protocol):
         self.eof.set_result(None)
 
 
-def test_socket_transport_reads_into_the_loop_buffer(loop):
-    from cevent._loop import _SocketTransport
-
-    payloads = [os.urandom(n) for n in (1, 1000, 70_000, 600_000)]
-
+def _receive(loop, payloads, max_size=None):
+    """The chunks data_received() gets for payloads sent through a
+    socketpair to a transport of ``loop`` (with its max_size changed to
+    ``max_size`` when given), up to EOF."""
     async def main():
         a, b = socket.socketpair()
         b.setblocking(False)
         transport, proto = await loop.connect_accepted_socket(_Collect, a)
-        assert type(transport) is _SocketTransport
+        if max_size is not None:
+            transport.max_size = max_size
         for payload in payloads:
             await loop.sock_sendall(b, payload)
         b.shutdown(socket.SHUT_WR)
         await asyncio.wait_for(proto.eof, 10)
         b.close()
+        kind = type(transport)
         transport.close()
-        return proto.chunks
+        return kind, proto.chunks
 
-    chunks = run(loop, main())
+    return run(loop, main())
+
+
+def test_socket_transport_reads_into_the_loop_buffer(loop):
+    from cevent._loop import _SocketTransport
+
+    payloads = [os.urandom(n) for n in (1, 1000, 70_000, 600_000)]
+    kind, chunks = _receive(loop, payloads)
+    assert kind is _SocketTransport
     # every chunk is its own bytes object, not a view of the shared buffer
     assert all(type(c) is bytes for c in chunks)
     assert max(len(c) for c in chunks) <= 256 * 1024
@@ -734,18 +743,6 @@ def test_socket_transport_reads_into_the_loop_buffer(loop):
 
 
 def test_socket_transport_own_max_size(loop):
-    async def main():
-        a, b = socket.socketpair()
-        b.setblocking(False)
-        transport, proto = await loop.connect_accepted_socket(_Collect, a)
-        transport.max_size = 10                 # asyncio's own path
-        await loop.sock_sendall(b, b"x" * 100)
-        b.shutdown(socket.SHUT_WR)
-        await asyncio.wait_for(proto.eof, 10)
-        b.close()
-        transport.close()
-        return proto.chunks
-
-    chunks = run(loop, main())
+    _, chunks = _receive(loop, [b"x" * 100], max_size=10)  # asyncio's path
     assert b"".join(chunks) == b"x" * 100
     assert max(len(c) for c in chunks) <= 10

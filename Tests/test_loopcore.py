@@ -145,7 +145,7 @@ def test_context_already_entered(loop):
     ctx = contextvars.copy_context()
     got = []
     h = loop.call_soon(got.append, "never", context=ctx)
-    ctx.run(loop._run_ready, 1)
+    ctx.run(loop._run_once)
     assert got == []
     assert len(seen) == 1 and seen[0]["handle"] is h
     assert isinstance(seen[0]["exception"], RuntimeError)
@@ -268,17 +268,28 @@ def test_configure_rejects_bad_arguments():
         loop.close()
 
 
-def test_refcounts_stable(loop):
+def _assert_refcounts_stable(loop, schedule, runs=1):
+    """schedule(cb, arg) queues callbacks holding cb and arg; once they
+    have run (``runs`` times run_pending) and the garbage collected, the
+    loop holds no reference to either."""
     def cb(x):
         pass
 
     arg = object()
     before = sys.getrefcount(arg), sys.getrefcount(cb)
-    for _ in range(1000):
-        loop.call_soon(cb, arg)
-    run_pending(loop)
+    schedule(cb, arg)
+    for _ in range(runs):
+        run_pending(loop)
     gc.collect()
     assert (sys.getrefcount(arg), sys.getrefcount(cb)) == before
+
+
+def test_refcounts_stable(loop):
+    def schedule(cb, arg):
+        for _ in range(1000):
+            loop.call_soon(cb, arg)
+
+    _assert_refcounts_stable(loop, schedule)
 
 
 def test_ns_ceil_exact():
@@ -462,21 +473,15 @@ def test_timer_heap_cycle_is_collected():
 
 
 def test_timer_refcounts_stable(loop):
-    def cb(x):
-        pass
+    def schedule(cb, arg):
+        for i in range(200):
+            loop.call_later(0, cb, arg)
+            loop.call_at(0, cb, arg)
+        for i in range(200):
+            loop.call_later(100, cb, arg).cancel()
 
-    arg = object()
-    before = sys.getrefcount(arg), sys.getrefcount(cb)
-    for i in range(200):
-        loop.call_later(0, cb, arg)
-        loop.call_at(0, cb, arg)
-    for i in range(200):
-        loop.call_later(100, cb, arg).cancel()
-    run_pending(loop)
-    run_pending(loop)
-    gc.collect()
+    _assert_refcounts_stable(loop, schedule, runs=2)
     assert loop._scheduled == []
-    assert (sys.getrefcount(arg), sys.getrefcount(cb)) == before
 
 
 def test_timer_debug_mode_source_traceback(loop):
@@ -696,3 +701,31 @@ def test_fdwatch_cycle_is_collected():
     del sel, watch
     gc.collect()
     assert ref() is None
+
+
+def test_debug_timer_helper_must_return_a_timer_handle(loop):
+    """The heap holds TimerHandles only (their slots are written in C): a
+    debug-mode helper returning anything else is refused."""
+    from asyncio import base_events, events
+
+    from cevent import _loop
+
+    def configure(new_timer_debug):
+        _cevent._loopcore_configure(
+            events.Handle, _loop._TimerHandle,
+            (events.Handle, events.TimerHandle, _loop._TimerHandle),
+            _loop._handle_exception, base_events.BaseEventLoop.call_soon,
+            base_events.BaseEventLoop.call_soon_threadsafe, new_timer_debug)
+
+    loop.set_debug(True)
+    configure(lambda *args: object())
+    try:
+        with pytest.raises(TypeError, match="not a TimerHandle"):
+            loop.call_later(1, print)
+    finally:
+        configure(_loop._new_timer_debug)
+    assert loop._scheduled == []
+    h = loop.call_later(1, print)           # the real helper again
+    assert loop._scheduled == [h]
+    h.cancel()
+    loop.set_debug(False)

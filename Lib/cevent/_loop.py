@@ -84,7 +84,7 @@ class _TimerHandle(events.TimerHandle):
 
 def _handle_exception(handle: events.Handle, exc: BaseException) -> None:
     """What ``Handle._run`` does when the callback raised ``exc`` (not
-    SystemExit or KeyboardInterrupt); called by ``_LoopCore._run_ready``."""
+    SystemExit or KeyboardInterrupt); called by ``_LoopCore._run_once``."""
     cb = format_helpers._format_callback_source(  # type: ignore[attr-defined]
         handle._callback, handle._args)  # type: ignore[attr-defined]
     context = {

@@ -140,7 +140,6 @@ cev_loopcore_state_init(cev_loop_config *cfg)
     INTERN(str_popleft, "popleft");
     INTERN(str__run, "_run");
     INTERN(str__cancelled, "_cancelled");
-    INTERN(str__scheduled, "_scheduled");
     INTERN(str__when, "_when");
     INTERN(str__when_ns, "_when_ns");
     INTERN(str_poll, "poll");
@@ -167,7 +166,6 @@ cev_loopcore_state_init(cev_loop_config *cfg)
         op((cfg)->str_popleft);                 \
         op((cfg)->str__run);                    \
         op((cfg)->str__cancelled);              \
-        op((cfg)->str__scheduled);              \
         op((cfg)->str__when);                   \
         op((cfg)->str__when_ns);                \
         op((cfg)->str_poll);                    \
@@ -537,17 +535,31 @@ loopcore_handle_cancelled(cev_loop_config *cfg, PyObject *handle, bool plain)
     return cancelled;
 }
 
-/* handle._scheduled = value, for a handle leaving or entering the heap. */
-static int
-loopcore_set_scheduled(cev_loop_config *cfg, PyObject *handle, bool value)
+/*
+ * Every handle on the heap is an asyncio TimerHandle (call_later/call_at
+ * make them, and check what the debug-mode helper returns; the _scheduled
+ * setter checks too), so its _cancelled and _scheduled slots are read and
+ * written directly: no Python code runs while the heap is being reordered.
+ */
+static inline PyTypeObject *
+loopcore_timer_base(cev_loop_config *cfg)
 {
-    PyObject *flag = value ? Py_True : Py_False;
+    return ((PyTypeObject *)cfg->timer_type)->tp_base;   /* TimerHandle */
+}
 
-    if ((PyObject *)Py_TYPE(handle) == cfg->timer_type) {
-        Py_XSETREF(TSLOT(cfg, handle, TSLOT_SCHEDULED), Py_NewRef(flag));
-        return 0;
-    }
-    return PyObject_SetAttr(handle, cfg->str__scheduled, flag);
+static inline bool
+loopcore_timer_cancelled(cev_loop_config *cfg, PyObject *handle)
+{
+    return SLOT(cfg, handle, SLOT_CANCELLED) == Py_True;
+}
+
+/* handle._scheduled = value, for a handle entering or leaving the heap. */
+static inline void
+loopcore_timer_set_scheduled(cev_loop_config *cfg, PyObject *handle,
+                             bool value)
+{
+    Py_XSETREF(TSLOT(cfg, handle, TSLOT_SCHEDULED),
+               Py_NewRef(value ? Py_True : Py_False));
 }
 
 /*
@@ -852,41 +864,41 @@ loopcore_schedule_timer(cev_loop_config *cfg, LoopCoreObject *self,
                         PyObject *callback, PyObject *cbargs,
                         PyObject *context)
 {
-    PyObject *handle;
+    PyObject *py_when_ns, *handle;
 
     if (self->closed) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
         return NULL;
     }
+    py_when_ns = PyLong_FromLongLong(when_ns);
+    if (py_when_ns == NULL) {
+        return NULL;
+    }
     if (self->debug) {
-        PyObject *py_when_ns = PyLong_FromLongLong(when_ns);
         PyObject *dargs[7] = {
             (PyObject *)self, name, when, py_when_ns, callback, cbargs,
             context != NULL ? context : Py_None,
         };
 
-        if (py_when_ns == NULL) {
-            return NULL;
-        }
         handle = PyObject_Vectorcall(cfg->new_timer_debug, dargs, 7, NULL);
-        Py_DECREF(py_when_ns);
+        if (handle != NULL &&
+            !PyObject_TypeCheck(handle, loopcore_timer_base(cfg))) {
+            PyErr_Format(PyExc_TypeError,
+                         "new_timer_debug() returned %.200s, not a "
+                         "TimerHandle", Py_TYPE(handle)->tp_name);
+            Py_CLEAR(handle);
+        }
     }
     else {
-        PyObject *py_when_ns = PyLong_FromLongLong(when_ns);
-
-        if (py_when_ns == NULL) {
-            return NULL;
-        }
         handle = loopcore_make_handle(cfg, cfg->timer_type, (PyObject *)self,
                                       callback, cbargs, context);
-        if (handle == NULL) {
-            Py_DECREF(py_when_ns);
-            return NULL;
+        if (handle != NULL) {
+            TSLOT(cfg, handle, TSLOT_SCHEDULED) = Py_NewRef(Py_False);
+            TSLOT(cfg, handle, TSLOT_WHEN) = Py_NewRef(when);
+            TSLOT(cfg, handle, TSLOT_WHEN_NS) = Py_NewRef(py_when_ns);
         }
-        TSLOT(cfg, handle, TSLOT_SCHEDULED) = Py_NewRef(Py_False);
-        TSLOT(cfg, handle, TSLOT_WHEN) = Py_NewRef(when);
-        TSLOT(cfg, handle, TSLOT_WHEN_NS) = py_when_ns;
     }
+    Py_DECREF(py_when_ns);
     if (handle == NULL) {
         return NULL;
     }
@@ -894,11 +906,7 @@ loopcore_schedule_timer(cev_loop_config *cfg, LoopCoreObject *self,
         Py_DECREF(handle);
         return NULL;
     }
-    if (loopcore_set_scheduled(cfg, handle, true) < 0) {
-        /* still on the heap: _run_once() will pop it as usual */
-        Py_DECREF(handle);
-        return NULL;
-    }
+    loopcore_timer_set_scheduled(cfg, handle, true);
     return handle;
 }
 
@@ -1098,55 +1106,7 @@ loopcore_run_ready(cev_loop_config *cfg, LoopCoreObject *self,
     return rc;
 }
 
-PyDoc_STRVAR(loopcore__run_ready_doc,
-"_run_ready($self, ntodo, /)\n--\n\n"
-"Pop ntodo handles off the ready queue and run those not cancelled, as\n"
-"BaseEventLoop._run_once() does outside debug mode.");
-
-static PyObject *
-loopcore__run_ready(LoopCoreObject *self, PyTypeObject *defining_class,
-                    PyObject *const *args, size_t nargsf, PyObject *kwnames)
-{
-    cev_loop_config *cfg = loopcore_config(defining_class);
-    Py_ssize_t ntodo;
-
-    if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError,
-                        "_run_ready() takes exactly one argument (ntodo)");
-        return NULL;
-    }
-    if (loopcore_check_configured(cfg) < 0) {
-        return NULL;
-    }
-    ntodo = PyLong_AsSsize_t(args[0]);
-    if (ntodo == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (loopcore_run_ready(cfg, self, ntodo) < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
 /* ---- _run_once ------------------------------------------------------------ */
-
-/*
- * Every handle on the heap is an asyncio TimerHandle (call_later/call_at
- * make them; the _scheduled setter checks), so its _cancelled and
- * _scheduled slots are read and written directly: no Python code runs
- * while the heap is being reordered.
- */
-static inline bool
-loopcore_timer_cancelled(cev_loop_config *cfg, PyObject *handle)
-{
-    return SLOT(cfg, handle, SLOT_CANCELLED) == Py_True;
-}
-
-static inline void
-loopcore_timer_unscheduled(cev_loop_config *cfg, PyObject *handle)
-{
-    Py_XSETREF(TSLOT(cfg, handle, TSLOT_SCHEDULED), Py_NewRef(Py_False));
-}
 
 /*
  * Drop every cancelled handle from the heap, as _run_once() does when they
@@ -1166,7 +1126,7 @@ loopcore_purge_cancelled(cev_loop_config *cfg, LoopCoreObject *self)
         PyObject *handle = self->heap[i].handle;
 
         if (loopcore_timer_cancelled(cfg, handle)) {
-            loopcore_timer_unscheduled(cfg, handle);
+            loopcore_timer_set_scheduled(cfg, handle, false);
             dropped[ndropped++] = handle;
         }
         else {
@@ -1243,7 +1203,7 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
             PyObject *handle = loopcore_heap_pop(self);
 
             self->timer_cancelled_count--;
-            loopcore_timer_unscheduled(cfg, handle);
+            loopcore_timer_set_scheduled(cfg, handle, false);
             Py_DECREF(handle);
         }
     }
@@ -1274,7 +1234,7 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
             PyObject *handle = loopcore_heap_pop(self);
             int rc;
 
-            loopcore_timer_unscheduled(cfg, handle);
+            loopcore_timer_set_scheduled(cfg, handle, false);
             rc = loopcore_append_ready(self, handle);
             Py_DECREF(handle);
             if (rc < 0) {
@@ -1570,7 +1530,7 @@ loopcore_set_scheduled_attr(LoopCoreObject *self, PyObject *value,
     if (loopcore_check_configured(cfg) < 0) {
         return -1;
     }
-    timer_base = ((PyTypeObject *)cfg->timer_type)->tp_base;
+    timer_base = loopcore_timer_base(cfg);
     seq = PySequence_Fast(value, "_scheduled must be an iterable");
     if (seq == NULL) {
         return -1;
@@ -1947,7 +1907,6 @@ static PyMethodDef loopcore_methods[] = {
     LOOPCORE_METHOD(call_later),
     LOOPCORE_METHOD(call_at),
     LOOPCORE_METHOD(_run_once),
-    LOOPCORE_METHOD(_run_ready),
     LOOPCORE_METHOD(_attach),
     {NULL, NULL, 0, NULL}
 };

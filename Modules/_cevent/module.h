@@ -61,7 +61,6 @@ typedef struct {
     PyObject *str_popleft;
     PyObject *str__run;
     PyObject *str__cancelled;
-    PyObject *str__scheduled;
     PyObject *str__when;
     PyObject *str__when_ns;
     PyObject *str_poll;
