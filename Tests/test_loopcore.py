@@ -218,7 +218,7 @@ def test_configure_rejects_bad_arguments():
     from cevent import _loop
 
     good = (asyncio.Handle, _loop._TimerHandle, (), print, print, print,
-            print)
+            print, asyncio.Future)
 
     def configure(**change):
         args = list(good)
@@ -232,6 +232,8 @@ def test_configure_rejects_bad_arguments():
         configure(a2=[])
     with pytest.raises(TypeError):
         configure(a6=None)
+    with pytest.raises(TypeError):
+        configure(a7=print)             # the Future type must be a type
     with pytest.raises(TypeError):
         _cevent._loopcore_configure(asyncio.Handle, ())
     # the timer type must be a TimerHandle subclass
@@ -715,7 +717,8 @@ def test_debug_timer_helper_must_return_a_timer_handle(loop):
             events.Handle, _loop._TimerHandle,
             (events.Handle, events.TimerHandle, _loop._TimerHandle),
             _loop._handle_exception, base_events.BaseEventLoop.call_soon,
-            base_events.BaseEventLoop.call_soon_threadsafe, new_timer_debug)
+            base_events.BaseEventLoop.call_soon_threadsafe, new_timer_debug,
+            asyncio.Future)
 
     loop.set_debug(True)
     configure(lambda *args: object())

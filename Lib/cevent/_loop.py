@@ -39,6 +39,7 @@ from ._cevent import (
     AioContext,
     _FdWatch as _cevent_FdWatch,
     _LoopCore,
+    _SocketTransportCore,
     _loopcore_configure,
     _ns_ceil,
     clock_ns,
@@ -114,14 +115,14 @@ def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
 
 
 # The native core makes plain asyncio Handles in call_soon() and
-# _TimerHandles in call_later()/call_at(), and runs the handles whose _run
-# is Handle._run itself.
+# _TimerHandles in call_later()/call_at(), runs the handles whose _run is
+# Handle._run itself, and makes asyncio Futures in create_future().
 _loopcore_configure(events.Handle, _TimerHandle,
                     (events.Handle, events.TimerHandle, _TimerHandle),
                     _handle_exception,
                     base_events.BaseEventLoop.call_soon,
                     base_events.BaseEventLoop.call_soon_threadsafe,
-                    _new_timer_debug)
+                    _new_timer_debug, asyncio.Future)
 
 
 # The fd handler of one registered fd (in C): its read_ready/write_ready
@@ -163,9 +164,11 @@ class _AioContextSelector(selectors.BaseSelector):
     to do.
     """
 
-    def __init__(self, ctx: AioContext, ready: deque[Any]) -> None:
+    def __init__(self, ctx: AioContext, ready: deque[Any],
+                 loop: _LoopCore | None = None) -> None:
         self._ctx = ctx
         self._ready = ready
+        self._loop = loop
         self._watches: dict[int, _FdWatch] = {}
         self._map: _SelectorMapping | None = _SelectorMapping(self)
         self._timer = ctx.timer_new(CLOCK_REALTIME, SCALE_NS, _noop)
@@ -202,7 +205,7 @@ class _AioContextSelector(selectors.BaseSelector):
         if fd in self._watches:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
         key = selectors.SelectorKey(fileobj, fd, events, data)
-        watch = _FdWatch(key, self._ready, self)
+        watch = _FdWatch(key, self._ready, self, self._loop)
         self._set_handler(watch)
         self._watches[fd] = watch
         return key
@@ -295,46 +298,24 @@ class _AioContextSelector(selectors.BaseSelector):
         self._watches.clear()
 
 
-class _SocketTransport(selector_events._SelectorSocketTransport):
-    """asyncio's socket transport, reading with ``recv_into`` a buffer of
-    the loop instead of ``recv(max_size)``.
+class _SocketTransport(_SocketTransportCore,  # type: ignore[misc]
+                       selector_events._SelectorSocketTransport):
+    """asyncio's socket transport with its hot paths in C.
 
-    ``sock.recv(256 KiB)`` allocates 256 KiB for every read and shrinks it
-    to the bytes received; glibc serves that size with ``mmap``, so a read
-    of 1 KiB can cost an ``mmap``, an ``mremap``, a ``munmap`` and page
-    faults (every read does, in a loop that allocates nothing else).  Reading into one preallocated buffer and copying out the bytes
-    received gives ``data_received()`` the same ``bytes``."""
+    ``_SocketTransportCore`` (first in the bases) replaces ``_read_ready``,
+    ``_read_ready__data_received`` and ``write``; the rest is asyncio's
+    ``_SelectorSocketTransport``.  Reads go through one preallocated
+    buffer: ``sock.recv(256 KiB)`` allocates 256 KiB for every read, which
+    glibc serves with ``mmap``, so a read of 1 KiB can cost an ``mmap``, an
+    ``mremap``, a ``munmap`` and page faults.  ``data_received()`` gets the
+    same ``bytes``.  A write of ``bytes`` to a transport with nothing
+    buffered is one ``send()``; every other case goes to asyncio's
+    ``write()``."""
 
-    def _read_ready__data_received(self) -> None:
-        view = self._loop._recv_view  # type: ignore[union-attr]
-        if self.max_size != len(view):
-            # max_size changed on this transport: asyncio's own path
-            super()._read_ready__data_received()  # type: ignore[misc]
-            return
-        if self._conn_lost:
-            return
-        try:
-            nbytes = self._sock.recv_into(view)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
-            return
-
-        if not nbytes:
-            self._read_ready__on_eof()
-            return
-
-        data = view[:nbytes].tobytes()
-        try:
-            self._protocol.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.data_received() call failed.")
+    # asyncio's own methods, for the cases the native ones hand over.
+    _write_slow = selector_events._SelectorSocketTransport.write
+    _read_ready__data_received_slow = \
+        selector_events._SelectorSocketTransport._read_ready__data_received
 
 
 class Loop(_LoopCore,  # type: ignore[misc]
@@ -343,8 +324,10 @@ class Loop(_LoopCore,  # type: ignore[misc]
 
     Its native base, ``_LoopCore``, implements the scheduling methods
     (``call_soon``, ``call_soon_threadsafe``, ``call_later``, ``call_at``),
-    the timer heap and ``_run_once()`` in C, with asyncio's semantics
-    (debug mode defers to asyncio's Python code).
+    the timer heap, ``_run_once()``, ``time()``, ``get_debug()`` and
+    ``create_future()`` in C, with asyncio's semantics (debug mode defers
+    to asyncio's Python code).  Its socket transports have their read and
+    write paths in C (``_SocketTransport``).
 
     ``backend`` picks the context's fd monitor as ``AioContext(backend)``
     does (``None``: io_uring when usable, else poll/epoll).  The loop may
@@ -360,16 +343,13 @@ class Loop(_LoopCore,  # type: ignore[misc]
         self._closed = True
         self._ctx = AioContext(backend)
         ready: deque[events.Handle] = deque()
-        self.__selector = _AioContextSelector(self._ctx, ready)
+        self.__selector = _AioContextSelector(self._ctx, ready, self)
         super().__init__(self.__selector)
         # BaseEventLoop made a ready queue of its own: run the one the fd
         # handlers fill instead (nothing is queued yet).
         self._ready = ready
         self._clock_resolution = 1e-9
         self._attach(self._ctx, self.__selector._timer)
-        # The read buffer of the socket transports (_SocketTransport).
-        self._recv_view = memoryview(
-            bytearray(selector_events._SelectorSocketTransport.max_size))
 
     @property
     def context(self) -> AioContext:
@@ -380,10 +360,6 @@ class Loop(_LoopCore,  # type: ignore[misc]
     def backend(self) -> str:
         """The fd monitor in use (``AioContext.backend``)."""
         return self._ctx.backend
-
-    def time(self) -> float:
-        """The loop's clock in seconds: ``cevent.clock_ns() / 1e9``."""
-        return clock_ns() / 1e9
 
     def _make_socket_transport(  # type: ignore[override]
             self, sock: Any, protocol: Any, waiter: Any = None, *,

@@ -71,6 +71,7 @@ typedef struct {
     char closed;
     char debug;
     char stopping;
+    char inline_io;         /* _run_once() is in ctx.poll(), not debug */
 } LoopCoreObject;
 
 /* The Handle slots filled by call_soon(), by name. */
@@ -149,6 +150,10 @@ cev_loopcore_state_init(cev_loop_config *cfg)
     INTERN(str_call_later, "call_later");
     INTERN(str_call_at, "call_at");
 #undef INTERN
+    cfg->kwnames_loop = Py_BuildValue("(s)", "loop");
+    if (cfg->kwnames_loop == NULL) {
+        return -1;
+    }
     return 0;
 }
 
@@ -162,6 +167,8 @@ cev_loopcore_state_init(cev_loop_config *cfg)
         op((cfg)->py_call_soon);                \
         op((cfg)->py_call_soon_threadsafe);     \
         op((cfg)->new_timer_debug);             \
+        op((cfg)->future_type);                 \
+        op((cfg)->kwnames_loop);                \
         op((cfg)->str_append);                  \
         op((cfg)->str_popleft);                 \
         op((cfg)->str__run);                    \
@@ -1188,6 +1195,7 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
     PyObject *pargs[2], *res;
     Py_ssize_t ntodo;
     bool blocking;
+    char inline_io;
 
     /* Purge cancelled timers: all of them, or those at the top. */
     if (self->nheap > MIN_SCHEDULED_TIMER_HANDLES &&
@@ -1219,8 +1227,11 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
     }
     pargs[0] = self->context;
     pargs[1] = blocking ? Py_True : Py_False;
+    inline_io = self->inline_io;
+    self->inline_io = !self->debug;
     res = PyObject_VectorcallMethod(cfg->str_poll, pargs,
                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    self->inline_io = inline_io;
     if (res == NULL) {
         return -1;
     }
@@ -1611,13 +1622,15 @@ loopcore_slot_offsets(PyObject *type, const char *const *names, int count,
 
 /*
  * _loopcore_configure(handle_type, timer_type, plain_handle_types,
- * exc_hook, py_call_soon, py_call_soon_threadsafe, new_timer_debug): the
+ * exc_hook, py_call_soon, py_call_soon_threadsafe, new_timer_debug,
+ * future_type): the
  * Handle type that call_soon() makes, the TimerHandle subclass that
  * call_later() makes (with a _when_ns slot), the handle types whose _run is
  * Handle._run (run natively), exc_hook(handle, exc) for a callback that
  * raised, BaseEventLoop's call_soon and call_soon_threadsafe for debug
- * mode, and new_timer_debug(loop, name, when, when_ns, callback, args,
- * context), which makes a timer handle in debug mode.
+ * mode, new_timer_debug(loop, name, when, when_ns, callback, args,
+ * context), which makes a timer handle in debug mode, and the Future type
+ * that create_future() makes (asyncio.Future).
  */
 PyObject *
 cev_loopcore_configure(PyObject *module, PyObject *const *args,
@@ -1627,18 +1640,18 @@ cev_loopcore_configure(PyObject *module, PyObject *const *args,
     Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
     Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
 
-    if (nargs != 7) {
+    if (nargs != 8) {
         PyErr_SetString(PyExc_TypeError,
-                        "_loopcore_configure() takes exactly 7 arguments");
+                        "_loopcore_configure() takes exactly 8 arguments");
         return NULL;
     }
     if (!PyType_Check(args[0]) || !PyType_Check(args[1]) ||
         !PyTuple_Check(args[2]) || !PyCallable_Check(args[3]) ||
         !PyCallable_Check(args[4]) || !PyCallable_Check(args[5]) ||
-        !PyCallable_Check(args[6])) {
+        !PyCallable_Check(args[6]) || !PyType_Check(args[7])) {
         PyErr_SetString(PyExc_TypeError,
                         "_loopcore_configure(type, type, tuple, callable, "
-                        "callable, callable, callable)");
+                        "callable, callable, callable, type)");
         return NULL;
     }
     if (!PyType_IsSubtype((PyTypeObject *)args[1],
@@ -1665,6 +1678,7 @@ cev_loopcore_configure(PyObject *module, PyObject *const *args,
     Py_XSETREF(cfg->py_call_soon, Py_NewRef(args[4]));
     Py_XSETREF(cfg->py_call_soon_threadsafe, Py_NewRef(args[5]));
     Py_XSETREF(cfg->new_timer_debug, Py_NewRef(args[6]));
+    Py_XSETREF(cfg->future_type, Py_NewRef(args[7]));
     Py_RETURN_NONE;
 }
 
@@ -1684,6 +1698,7 @@ typedef struct {
     PyObject *ready;        /* the loop's ready queue */
     PyObject *ready_append; /* its bound append */
     PyObject *selector;     /* has _drop_cancelled(fd, event) */
+    PyObject *loop;         /* the _LoopCore whose ready queue it is, or NULL */
     cev_loop_config *cfg;   /* the module's (the type holds the module) */
 } FdWatchObject;
 
@@ -1694,12 +1709,18 @@ enum { KEY_FD = 1, KEY_DATA = 3, KEY_SIZE = 4 };
 static PyObject *
 fdwatch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"key", "ready", "selector", NULL};
-    PyObject *key, *ready, *selector, *append;
+    static char *kwlist[] = {"key", "ready", "selector", "loop", NULL};
+    PyObject *key, *ready, *selector, *append, *loop = Py_None;
     FdWatchObject *self;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO:_FdWatch", kwlist,
-                                     &key, &ready, &selector)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:_FdWatch", kwlist,
+                                     &key, &ready, &selector, &loop)) {
+        return NULL;
+    }
+    if (loop != Py_None &&
+        !PyObject_TypeCheck(loop, cevent_state_by_type(type)->LoopCoreType)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_FdWatch: loop must be a _LoopCore or None");
         return NULL;
     }
     append = PyObject_GetAttrString(ready, "append");
@@ -1715,6 +1736,7 @@ fdwatch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->ready = Py_NewRef(ready);
     self->ready_append = append;
     self->selector = Py_NewRef(selector);
+    self->loop = loop == Py_None ? NULL : Py_NewRef(loop);
     self->cfg = &cevent_state_by_type(type)->loop;
     return (PyObject *)self;
 }
@@ -1727,6 +1749,7 @@ fdwatch_traverse(FdWatchObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready);
     Py_VISIT(self->ready_append);
     Py_VISIT(self->selector);
+    Py_VISIT(self->loop);
     return 0;
 }
 
@@ -1737,6 +1760,7 @@ fdwatch_clear(FdWatchObject *self)
     Py_CLEAR(self->ready);
     Py_CLEAR(self->ready_append);
     Py_CLEAR(self->selector);
+    Py_CLEAR(self->loop);
     return 0;
 }
 
@@ -1771,6 +1795,21 @@ fdwatch_handle(PyObject *key, Py_ssize_t index)
     return PyTuple_GET_ITEM(data, index);
 }
 
+/*
+ * Run the handle now rather than queue it?  Yes while the loop's
+ * _run_once() waits in ctx.poll() (outside debug mode), unless a callback
+ * of this poll has already raised an exception that will propagate: the
+ * rest are queued, as asyncio leaves them on the ready queue.
+ */
+static bool
+fdwatch_runs_inline(FdWatchObject *self)
+{
+    LoopCoreObject *loop = (LoopCoreObject *)self->loop;
+
+    return loop != NULL && loop->inline_io && loop->context != NULL &&
+           ((ContextObject *)loop->context)->exc_type == NULL;
+}
+
 static PyObject *
 fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
 {
@@ -1797,6 +1836,10 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
     else if (cancelled) {
         res = PyObject_CallMethod(self->selector, "_drop_cancelled", "Oi",
                                   PyTuple_GET_ITEM(key, KEY_FD), event);
+    }
+    else if (fdwatch_runs_inline(self)) {
+        res = loopcore_run_handle(cfg, handle) < 0 ? NULL : Py_None;
+        Py_XINCREF(res);
     }
     else {
         res = PyObject_Vectorcall(self->ready_append, &handle, 1, NULL);
@@ -1895,6 +1938,56 @@ PyType_Spec cev_fdwatch_spec = {
     .slots = fdwatch_slots,
 };
 
+/* ---- small methods of BaseEventLoop --------------------------------------- */
+
+PyDoc_STRVAR(loopcore_time_doc,
+"time($self, /)\n--\n\n"
+"The loop's clock in seconds: cevent.clock_ns() / 1e9.");
+
+static PyObject *
+loopcore_time(LoopCoreObject *Py_UNUSED(self),
+              PyObject *Py_UNUSED(ignored))
+{
+    return PyFloat_FromDouble(
+        (double)qemu_clock_get_ns(QEMU_CLOCK_REALTIME) / 1e9);
+}
+
+PyDoc_STRVAR(loopcore_get_debug_doc,
+"get_debug($self, /)\n--\n\n"
+"The loop's debug mode.");
+
+static PyObject *
+loopcore_get_debug_method(LoopCoreObject *self,
+                          PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->debug);
+}
+
+PyDoc_STRVAR(loopcore_create_future_doc,
+"create_future($self, /)\n--\n\n"
+"A new asyncio.Future attached to the loop.");
+
+static PyObject *
+loopcore_create_future(LoopCoreObject *self, PyTypeObject *defining_class,
+                       PyObject *const *Py_UNUSED(args), size_t nargsf,
+                       PyObject *kwnames)
+{
+    cev_loop_config *cfg = loopcore_config(defining_class);
+    PyObject *loop = (PyObject *)self;
+
+    if (PyVectorcall_NARGS(nargsf) != 0 ||
+        (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "create_future() takes no arguments");
+        return NULL;
+    }
+    if (loopcore_check_configured(cfg) < 0) {
+        return NULL;
+    }
+    return PyObject_Vectorcall(cfg->future_type, &loop, 0,
+                               cfg->kwnames_loop);
+}
+
 /* ---- type -------------------------------------------------------------- */
 
 #define LOOPCORE_METHOD(name) \
@@ -1908,6 +2001,10 @@ static PyMethodDef loopcore_methods[] = {
     LOOPCORE_METHOD(call_at),
     LOOPCORE_METHOD(_run_once),
     LOOPCORE_METHOD(_attach),
+    LOOPCORE_METHOD(create_future),
+    {"time", (PyCFunction)loopcore_time, METH_NOARGS, loopcore_time_doc},
+    {"get_debug", (PyCFunction)loopcore_get_debug_method, METH_NOARGS,
+     loopcore_get_debug_doc},
     {NULL, NULL, 0, NULL}
 };
 

@@ -297,6 +297,7 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->unavailable);
     Py_VISIT(state->LoopCoreType);
     Py_VISIT(state->FdWatchType);
+    Py_VISIT(state->TransportType);
     if (cev_loopcore_state_traverse(&state->loop, visit, arg) < 0) {
         return -1;
     }
@@ -321,14 +322,19 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->unavailable);
     Py_CLEAR(state->LoopCoreType);
     Py_CLEAR(state->FdWatchType);
+    Py_CLEAR(state->TransportType);
     cev_loopcore_state_clear(&state->loop);
+    cev_transport_state_clear(&state->transport);
     return 0;
 }
 
 static void
 cevent_free(void *module)
 {
+    cevent_state *state = get_cevent_state((PyObject *)module);
+
     (void)cevent_clear((PyObject *)module);
+    cev_transport_state_free(&state->transport);
 }
 
 /* Create a type from @spec (with @base, or NULL) and add it to @module. */
@@ -373,9 +379,11 @@ cevent_exec(PyObject *module)
              true);
     ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL, true);
     ADD_TYPE(FdWatchType, cev_fdwatch_spec, NULL, true);
+    ADD_TYPE(TransportType, cev_transport_spec, NULL, true);
 #undef ADD_TYPE
 
-    if (cev_loopcore_state_init(&state->loop) < 0) {
+    if (cev_loopcore_state_init(&state->loop) < 0 ||
+        cev_transport_state_init(&state->transport) < 0) {
         return -1;
     }
 

@@ -55,6 +55,7 @@ typedef struct {
     PyObject *py_call_soon;          /* BaseEventLoop.call_soon */
     PyObject *py_call_soon_threadsafe;
     PyObject *new_timer_debug;       /* _TimerHandle maker for debug mode */
+    PyObject *future_type;           /* asyncio.Future, for create_future */
     Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
     Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
     PyObject *str_append;            /* interned names */
@@ -69,7 +70,27 @@ typedef struct {
     PyObject *str__run_ready_debug;
     PyObject *str_call_later;
     PyObject *str_call_at;
+    PyObject *kwnames_loop;          /* ("loop",) */
 } cev_loop_config;
+
+/*
+ * What transportobject.c needs: the attribute and method names it interns
+ * and the read buffer of the socket transports (allocated on first use,
+ * freed with the module).
+ */
+enum {
+    CEV_TN__read_ready_cb, CEV_TN__conn_lost, CEV_TN_max_size, CEV_TN__sock,
+    CEV_TN_fileno, CEV_TN__protocol, CEV_TN_data_received,
+    CEV_TN__fatal_error, CEV_TN__read_ready__on_eof,
+    CEV_TN__read_ready__data_received_slow, CEV_TN__eof,
+    CEV_TN__empty_waiter, CEV_TN__buffer, CEV_TN__write_slow,
+    CEV_TRANSPORT_NAMES
+};
+
+typedef struct {
+    PyObject *names[CEV_TRANSPORT_NAMES];
+    char *recv_buf;
+} cev_transport_config;
 
 typedef struct {
     PyTypeObject *ContextType;
@@ -87,6 +108,9 @@ typedef struct {
     PyTypeObject *LoopCoreType;
     PyTypeObject *FdWatchType;
     cev_loop_config loop;
+    /* cevent.Loop's socket transport (transportobject.c) */
+    PyTypeObject *TransportType;
+    cev_transport_config transport;
 } cevent_state;
 
 extern PyModuleDef ceventmodule;
@@ -339,6 +363,7 @@ extern PyType_Spec cev_event_notifier_poller_spec;
 extern PyType_Spec cev_memory_poller_spec;
 extern PyType_Spec cev_loopcore_spec;
 extern PyType_Spec cev_fdwatch_spec;
+extern PyType_Spec cev_transport_spec;
 
 PyObject *cev_loopcore_configure(PyObject *module, PyObject *const *args,
                                  Py_ssize_t nargs);
@@ -347,6 +372,9 @@ int cev_loopcore_state_init(cev_loop_config *cfg);
 int cev_loopcore_state_traverse(cev_loop_config *cfg, visitproc visit,
                                 void *arg);
 void cev_loopcore_state_clear(cev_loop_config *cfg);
+int cev_transport_state_init(cev_transport_config *cfg);
+void cev_transport_state_clear(cev_transport_config *cfg);
+void cev_transport_state_free(cev_transport_config *cfg);
 
 /* capi.c: build the cevent._C_API capsule. */
 PyObject *cev_capi_new(cevent_state *state);

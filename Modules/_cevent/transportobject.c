@@ -1,0 +1,436 @@
+/*
+ * cevent._cevent._SocketTransportCore: the native hot paths of cevent.Loop's
+ * socket transport.
+ *
+ * Copyright the cevent authors.  GPL-2.0-or-later.
+ *
+ * cevent._loop._SocketTransport is asyncio's own
+ * selector_events._SelectorSocketTransport with this type first in its
+ * bases, so that the three methods below replace asyncio's Python ones and
+ * everything else (close, pause_reading, write_eof, sendfile, the write
+ * buffer and its _write_ready, BufferedProtocol reads, ...) stays
+ * asyncio's.  The type has no state of its own: the methods read the
+ * transport's attributes (_sock, _protocol, _conn_lost, _buffer, ...) as
+ * asyncio's code writes them.
+ *
+ * - _read_ready(): calls self._read_ready_cb(), as asyncio does.
+ * - _read_ready__data_received(): the fd is readable.  recv() into the
+ *   module's read buffer, then protocol.data_received(bytes).  asyncio's
+ *   sock.recv(max_size) allocates max_size (256 KiB) for every read and
+ *   shrinks it, which glibc serves with mmap/mremap/munmap; one buffer and
+ *   a copy of the bytes received give data_received() the same bytes.
+ * - write(data): the common case, bytes written to a transport whose
+ *   buffer is empty, is one send(); anything else (a partial send, a full
+ *   socket buffer, another type, a closing or paused-by-sendfile
+ *   transport) goes to asyncio's write() through self._write_slow(data),
+ *   which raises, buffers, adds the writer and pauses the protocol as
+ *   asyncio does.
+ *
+ * Errors follow asyncio: EAGAIN/EINTR are not errors; any other errno is
+ * an OSError (of the errno's subclass) passed to self._fatal_error() with
+ * asyncio's message; SystemExit and KeyboardInterrupt from
+ * data_received() propagate, any other exception goes to _fatal_error().
+ *
+ * The syscalls are non-blocking (MSG_DONTWAIT) and made with the GIL held,
+ * like the rest of the loop's work: the GIL is released only in the wait
+ * and the busy-poll spin (module.h).  The read buffer is shared by every
+ * transport of the module: it is filled and copied out with the GIL held
+ * and before any Python code runs.
+ */
+
+#include "module.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+/* asyncio's _SelectorSocketTransport.max_size */
+#define TRANSPORT_RECV_MAX (256 * 1024)
+
+static const char *const transport_names[CEV_TRANSPORT_NAMES] = {
+    "_read_ready_cb", "_conn_lost", "max_size", "_sock", "fileno",
+    "_protocol", "data_received", "_fatal_error", "_read_ready__on_eof",
+    "_read_ready__data_received_slow", "_eof", "_empty_waiter", "_buffer",
+    "_write_slow",
+};
+
+int
+cev_transport_state_init(cev_transport_config *cfg)
+{
+    for (int i = 0; i < CEV_TRANSPORT_NAMES; i++) {
+        cfg->names[i] = PyUnicode_InternFromString(transport_names[i]);
+        if (cfg->names[i] == NULL) {
+            return -1;
+        }
+    }
+    cfg->recv_buf = NULL;
+    return 0;
+}
+
+void
+cev_transport_state_clear(cev_transport_config *cfg)
+{
+    for (int i = 0; i < CEV_TRANSPORT_NAMES; i++) {
+        Py_CLEAR(cfg->names[i]);
+    }
+}
+
+void
+cev_transport_state_free(cev_transport_config *cfg)
+{
+    PyMem_RawFree(cfg->recv_buf);
+    cfg->recv_buf = NULL;
+}
+
+#define NAME(cfg, which) ((cfg)->names[CEV_TN_##which])
+
+static cev_transport_config *
+transport_config(PyTypeObject *defining_class)
+{
+    cevent_state *state = PyType_GetModuleState(defining_class);
+
+    assert(state != NULL);
+    return &state->transport;
+}
+
+/*
+ * The fd of self._sock (its fileno(): -1 once the socket is closed, which
+ * makes the syscall fail with EBADF as socket methods do).  -2 with an
+ * exception set on failure.
+ */
+static int
+transport_sock_fd(cev_transport_config *cfg, PyObject *self)
+{
+    PyObject *sock, *fileno;
+    int fd;
+
+    sock = PyObject_GetAttr(self, NAME(cfg, _sock));
+    if (sock == NULL) {
+        return -2;
+    }
+    fileno = PyObject_CallMethodNoArgs(sock, NAME(cfg, fileno));
+    Py_DECREF(sock);
+    if (fileno == NULL) {
+        return -2;
+    }
+    fd = PyLong_AsInt(fileno);
+    Py_DECREF(fileno);
+    if (fd == -1 && PyErr_Occurred()) {
+        return -2;
+    }
+    return fd < 0 ? -1 : fd;
+}
+
+/* Is attribute @name of @self true?  -1 with an exception set on failure. */
+static int
+transport_attr_true(PyObject *self, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(self, name);
+    int res;
+
+    if (value == NULL) {
+        return -1;
+    }
+    res = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return res;
+}
+
+/* Is attribute @name of @self None?  -1 with an exception set on failure. */
+static int
+transport_attr_none(PyObject *self, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(self, name);
+
+    if (value == NULL) {
+        return -1;
+    }
+    Py_DECREF(value);
+    return value == Py_None;
+}
+
+/*
+ * self._fatal_error(exc, message) with the exception that is set, as
+ * asyncio's "except BaseException as exc" does.  SystemExit and
+ * KeyboardInterrupt propagate instead (NULL).  Returns None, or NULL with
+ * an exception set.
+ */
+static PyObject *
+transport_fatal_error(cev_transport_config *cfg, PyObject *self,
+                      const char *message)
+{
+    PyObject *type, *value, *tb, *msg, *res;
+
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return NULL;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    if (value == NULL) {
+        Py_RETURN_NONE;
+    }
+    msg = PyUnicode_FromString(message);
+    if (msg == NULL) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    res = PyObject_CallMethodObjArgs(self, NAME(cfg, _fatal_error), value,
+                                     msg, NULL);
+    Py_DECREF(msg);
+    Py_DECREF(value);
+    return res;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+PyDoc_STRVAR(transport_read_ready_doc,
+"_read_ready($self, /)\n--\n\n"
+"The socket is readable: self._read_ready_cb().");
+
+static PyObject *
+transport_read_ready(PyObject *self, PyTypeObject *defining_class,
+                     PyObject *const *Py_UNUSED(args), Py_ssize_t nargs,
+                     PyObject *kwnames)
+{
+    cev_transport_config *cfg = transport_config(defining_class);
+    PyObject *cb, *res;
+
+    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "_read_ready() takes no arguments");
+        return NULL;
+    }
+    cb = PyObject_GetAttr(self, NAME(cfg, _read_ready_cb));
+    if (cb == NULL) {
+        return NULL;
+    }
+    res = PyObject_CallNoArgs(cb);
+    Py_DECREF(cb);
+    return res;
+}
+
+PyDoc_STRVAR(transport_read_ready__data_received_doc,
+"_read_ready__data_received($self, /)\n--\n\n"
+"Read what the socket has (up to self.max_size bytes) and pass it to\n"
+"protocol.data_received(), as asyncio's transport does.");
+
+static PyObject *
+transport_read_ready__data_received(PyObject *self,
+                                    PyTypeObject *defining_class,
+                                    PyObject *const *Py_UNUSED(args),
+                                    Py_ssize_t nargs, PyObject *kwnames)
+{
+    cev_transport_config *cfg = transport_config(defining_class);
+    PyObject *value, *data, *protocol, *res;
+    Py_ssize_t max_size, n;
+    int conn_lost, fd;
+
+    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_read_ready__data_received() takes no arguments");
+        return NULL;
+    }
+    conn_lost = transport_attr_true(self, NAME(cfg, _conn_lost));
+    if (conn_lost != 0) {
+        return conn_lost < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    value = PyObject_GetAttr(self, NAME(cfg, max_size));
+    if (value == NULL) {
+        return NULL;
+    }
+    max_size = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
+    Py_DECREF(value);
+    if (max_size <= 0 || max_size > TRANSPORT_RECV_MAX) {
+        /* Not what asyncio sets (or an error): asyncio's own path. */
+        PyErr_Clear();
+        return PyObject_CallMethodNoArgs(
+            self, NAME(cfg, _read_ready__data_received_slow));
+    }
+    fd = transport_sock_fd(cfg, self);
+    if (fd == -2) {
+        return transport_fatal_error(cfg, self,
+                                     "Fatal read error on socket transport");
+    }
+    if (cfg->recv_buf == NULL) {
+        cfg->recv_buf = PyMem_RawMalloc(TRANSPORT_RECV_MAX);
+        if (cfg->recv_buf == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    n = recv(fd, cfg->recv_buf, (size_t)max_size, MSG_DONTWAIT);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            Py_RETURN_NONE;
+        }
+        PyErr_SetFromErrno(PyExc_OSError);
+        return transport_fatal_error(cfg, self,
+                                     "Fatal read error on socket transport");
+    }
+    if (n == 0) {
+        return PyObject_CallMethodNoArgs(self,
+                                         NAME(cfg, _read_ready__on_eof));
+    }
+    data = PyBytes_FromStringAndSize(cfg->recv_buf, n);
+    if (data == NULL) {
+        return NULL;
+    }
+    protocol = PyObject_GetAttr(self, NAME(cfg, _protocol));
+    if (protocol == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    res = PyObject_CallMethodOneArg(protocol, NAME(cfg, data_received),
+                                    data);
+    Py_DECREF(protocol);
+    Py_DECREF(data);
+    if (res == NULL) {
+        return transport_fatal_error(
+            cfg, self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/*
+ * Can write(@data) try send() now, without asyncio's checks?  1 for bytes,
+ * written to an open transport (no EOF written, no sendfile running, the
+ * connection not lost) whose buffer is empty; 0 if asyncio's write() must
+ * decide; -1 with an exception set.
+ */
+static int
+transport_can_send_now(cev_transport_config *cfg, PyObject *self,
+                       PyObject *data)
+{
+    int res;
+
+    if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {
+        return 0;
+    }
+    if ((res = transport_attr_true(self, NAME(cfg, _eof))) != 0 ||
+        (res = transport_attr_none(self, NAME(cfg, _empty_waiter))) != 1 ||
+        (res = transport_attr_true(self, NAME(cfg, _conn_lost))) != 0 ||
+        (res = transport_attr_true(self, NAME(cfg, _buffer))) != 0) {
+        return res < 0 ? -1 : 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(transport_write_doc,
+"write($self, data, /)\n--\n\n"
+"Write data (bytes, bytearray or memoryview) to the transport, as\n"
+"asyncio's transport does: sent now if the socket takes it, else\n"
+"buffered and sent as the socket becomes writable.");
+
+static PyObject *
+transport_write(PyObject *self, PyTypeObject *defining_class,
+                PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    cev_transport_config *cfg = transport_config(defining_class);
+    PyObject *data, *rest, *res;
+    Py_ssize_t len, n;
+    int fd, now;
+
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write() takes exactly one positional argument");
+        return NULL;
+    }
+    data = args[0];
+    now = transport_can_send_now(cfg, self, data);
+    if (now <= 0) {
+        return now < 0 ? NULL : PyObject_CallMethodOneArg(
+            self, NAME(cfg, _write_slow), data);
+    }
+    fd = transport_sock_fd(cfg, self);
+    if (fd == -2) {
+        return transport_fatal_error(cfg, self,
+                                     "Fatal write error on socket transport");
+    }
+    len = PyBytes_GET_SIZE(data);
+    n = send(fd, PyBytes_AS_STRING(data), (size_t)len,
+             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == len) {
+        Py_RETURN_NONE;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return transport_fatal_error(
+                cfg, self, "Fatal write error on socket transport");
+        }
+        n = 0;
+    }
+    /* The socket took part of it, or nothing: asyncio buffers the rest. */
+    if (n == 0) {
+        return PyObject_CallMethodOneArg(self, NAME(cfg, _write_slow), data);
+    }
+    rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + n, len - n);
+    if (rest == NULL) {
+        return NULL;
+    }
+    res = PyObject_CallMethodOneArg(self, NAME(cfg, _write_slow), rest);
+    Py_DECREF(rest);
+    return res;
+}
+
+/* ---- type -------------------------------------------------------------- */
+
+#define TRANSPORT_METHOD(pyname, name) \
+    {pyname, CEV_METH(transport_##name), \
+     METH_METHOD | METH_FASTCALL | METH_KEYWORDS, transport_##name##_doc}
+
+static PyMethodDef transport_methods[] = {
+    TRANSPORT_METHOD("_read_ready", read_ready),
+    TRANSPORT_METHOD("_read_ready__data_received",
+                     read_ready__data_received),
+    TRANSPORT_METHOD("write", write),
+    {NULL, NULL, 0, NULL}
+};
+
+#undef TRANSPORT_METHOD
+
+PyDoc_STRVAR(transport_doc,
+"_SocketTransportCore()\n--\n\n"
+"The native methods of cevent.Loop's socket transport (a base of\n"
+"cevent._loop._SocketTransport, before asyncio's\n"
+"_SelectorSocketTransport): _read_ready, _read_ready__data_received and\n"
+"write.  Subclasses provide _write_slow(data) and\n"
+"_read_ready__data_received_slow(), asyncio's own methods.");
+
+static int
+transport_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+static void
+transport_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    PyObject_GC_UnTrack(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot transport_slots[] = {
+    {Py_tp_dealloc, transport_dealloc},
+    {Py_tp_traverse, transport_traverse},
+    {Py_tp_methods, transport_methods},
+    {Py_tp_doc, (void *)transport_doc},
+    {0, NULL}
+};
+
+PyType_Spec cev_transport_spec = {
+    .name = "cevent._cevent._SocketTransportCore",
+    .basicsize = sizeof(PyObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = transport_slots,
+};
