@@ -104,6 +104,19 @@ def ctx(backend):
     gc.collect()
 
 
+@pytest.fixture
+def loop(backend):
+    """A cevent.Loop on ``backend``; closed at teardown (test_loop.py has a
+    stricter one of its own)."""
+    import cevent
+
+    lp = cevent.new_event_loop(backend=backend)
+    try:
+        yield lp
+    finally:
+        lp.close()
+
+
 class UnraisableCollector:
     """Records ``sys.unraisablehook`` calls (exc_type, exc_value, object,
     err_msg) instead of letting pytest report them.  Installed for the whole

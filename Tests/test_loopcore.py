@@ -20,15 +20,6 @@ pytestmark = pytest.mark.valgrind
 VAR = contextvars.ContextVar("VAR", default="unset")
 
 
-@pytest.fixture
-def loop(backend):
-    loop = cevent.new_event_loop(backend=backend)
-    try:
-        yield loop
-    finally:
-        loop.close()
-
-
 def run_pending(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()
@@ -37,6 +28,62 @@ def run_pending(loop):
 def test_loop_is_a_loopcore(loop):
     assert isinstance(loop, _cevent._LoopCore)
     assert isinstance(loop, asyncio.AbstractEventLoop)
+
+
+def test_run_forever_iterates_in_c(loop):
+    """run_forever() sets _iterate, so its first _run_once() call runs the
+    iterations until stop(); the flag is off again however it returns."""
+    seen = []
+
+    def step(n):
+        seen.append((loop._iterate, n))
+        if n:
+            loop.call_soon(step, n - 1)
+        else:
+            loop.stop()
+            loop.call_soon(seen.append, "after stop")
+
+    assert loop._iterate is False
+    loop.call_soon(step, 3)
+    loop.run_forever()
+    assert seen == [(True, 3), (True, 2), (True, 1), (True, 0)]
+    assert loop._iterate is False
+    # what was queued in the iteration that stopped runs next time, as in
+    # asyncio
+    run_pending(loop)
+    assert seen[-1] == "after stop"
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    loop.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_forever()
+    assert loop._iterate is False
+    # _run_once() called on its own is one iteration
+    loop.call_soon(step, 1)
+    loop._run_once()
+    assert seen[-1] == (False, 1)
+    loop._run_once()
+    assert seen[-1] == (False, 0)
+    run_pending(loop)
+
+
+def test_create_future_get_debug_time(loop):
+    fut = loop.create_future()
+    assert type(fut) is asyncio.Future
+    assert fut.get_loop() is loop
+    with pytest.raises(TypeError):
+        loop.create_future(1)
+    with pytest.raises(TypeError):
+        loop.create_future(loop=loop)
+    assert loop.get_debug() is False
+    loop.set_debug(True)
+    assert loop.get_debug() is True
+    t1 = cevent.clock_ns()
+    now = loop.time()
+    t2 = cevent.clock_ns()
+    assert t1 / 1e9 <= now <= t2 / 1e9
 
 
 def test_call_soon_makes_an_asyncio_handle(loop):

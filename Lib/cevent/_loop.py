@@ -385,7 +385,13 @@ class Loop(_LoopCore,  # type: ignore[misc]
         self._check_closed()
         self._check_running()
         self._ctx._set_home_thread()
-        super().run_forever()
+        # BaseEventLoop.run_forever() calls _run_once() until _stopping:
+        # with _iterate set, the first call runs all those iterations in C.
+        self._iterate = True
+        try:
+            super().run_forever()
+        finally:
+            self._iterate = False
 
     def _run_ready_debug(self, ntodo: int) -> None:
         ready = self._ready

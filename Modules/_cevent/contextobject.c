@@ -872,6 +872,19 @@ context_run(ContextObject *self, run_kind what, bool blocking)
     return PyBool_FromLong(result);
 }
 
+/* AioContext.poll(blocking) for C callers (cevent.Loop's _run_once). */
+int
+cev_context_poll(ContextObject *self, bool blocking)
+{
+    PyObject *res = context_run(self, RUN_POLL, blocking);
+
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
 PyDoc_STRVAR(context_poll_doc,
 "poll($self, /, blocking=True)\n--\n\n"
 "aio_poll: run one iteration; return whether progress was made.  Home\n"

@@ -72,6 +72,7 @@ typedef struct {
     char debug;
     char stopping;
     char inline_io;         /* _run_once() is in ctx.poll(), not debug */
+    char iterate;           /* _run_once() iterates until stop() */
 } LoopCoreObject;
 
 /* The Handle slots filled by call_soon(), by name. */
@@ -143,7 +144,6 @@ cev_loopcore_state_init(cev_loop_config *cfg)
     INTERN(str__cancelled, "_cancelled");
     INTERN(str__when, "_when");
     INTERN(str__when_ns, "_when_ns");
-    INTERN(str_poll, "poll");
     INTERN(str_notify, "notify");
     INTERN(str_mod_ns, "mod_ns");
     INTERN(str__run_ready_debug, "_run_ready_debug");
@@ -175,7 +175,6 @@ cev_loopcore_state_init(cev_loop_config *cfg)
         op((cfg)->str__cancelled);              \
         op((cfg)->str__when);                   \
         op((cfg)->str__when_ns);                \
-        op((cfg)->str_poll);                    \
         op((cfg)->str_notify);                  \
         op((cfg)->str_mod_ns);                  \
         op((cfg)->str__run_ready_debug);        \
@@ -1192,10 +1191,11 @@ PyDoc_STRVAR(loopcore__run_once_doc,
 static int
 loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
 {
-    PyObject *pargs[2], *res;
+    PyObject *res;
     Py_ssize_t ntodo;
     bool blocking;
     char inline_io;
+    int rc;
 
     /* Purge cancelled timers: all of them, or those at the top. */
     if (self->nheap > MIN_SCHEDULED_TIMER_HANDLES &&
@@ -1225,17 +1225,13 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
         loopcore_arm(cfg, self, self->heap[0].when) < 0) {
         return -1;
     }
-    pargs[0] = self->context;
-    pargs[1] = blocking ? Py_True : Py_False;
     inline_io = self->inline_io;
     self->inline_io = !self->debug;
-    res = PyObject_VectorcallMethod(cfg->str_poll, pargs,
-                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    rc = cev_context_poll((ContextObject *)self->context, blocking);
     self->inline_io = inline_io;
-    if (res == NULL) {
+    if (rc < 0) {
         return -1;
     }
-    Py_DECREF(res);
 
     /* The timers that are due go to the ready queue. */
     if (self->nheap > 0) {
@@ -1243,7 +1239,6 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
 
         while (self->nheap > 0 && self->heap[0].when <= now) {
             PyObject *handle = loopcore_heap_pop(self);
-            int rc;
 
             loopcore_timer_set_scheduled(cfg, handle, false);
             rc = loopcore_append_ready(self, handle);
@@ -1299,8 +1294,17 @@ loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
                         "the loop has no context (_attach() not called)");
         return NULL;
     }
+    /*
+     * One iteration, or (while run_forever() runs, which sets _iterate) as
+     * many as BaseEventLoop.run_forever() would run by calling _run_once()
+     * until _stopping, without going back to Python in between.  Signal
+     * handlers run between iterations, as the bytecode loop would run them.
+     */
     self->running++;
-    rc = loopcore_run_once(cfg, self);
+    do {
+        rc = loopcore_run_once(cfg, self);
+    } while (rc == 0 && self->iterate && !self->stopping &&
+             (rc = PyErr_CheckSignals()) == 0);
     self->running--;
     if (self->running == 0 && self->untracked > 0) {
         /* with an exception set or not: track what is still queued */
@@ -1388,6 +1392,7 @@ loopcore_set_bool(char *field, PyObject *value, const char *name)
 LOOPCORE_BOOL_ATTR(closed)
 LOOPCORE_BOOL_ATTR(debug)
 LOOPCORE_BOOL_ATTR(stopping)
+LOOPCORE_BOOL_ATTR(iterate)
 
 static PyObject *
 loopcore_get_ready(LoopCoreObject *self, void *Py_UNUSED(closure))
@@ -2018,6 +2023,10 @@ static PyGetSetDef loopcore_getset[] = {
     {"_stopping", (getter)loopcore_get_stopping,
      (setter)loopcore_set_stopping,
      "True once stop() was called, until run_forever() returns.", NULL},
+    {"_iterate", (getter)loopcore_get_iterate,
+     (setter)loopcore_set_iterate,
+     "While true (run_forever() sets it), _run_once() runs iterations\n"
+     "until _stopping.", NULL},
     {"_ready", (getter)loopcore_get_ready, (setter)loopcore_set_ready,
      "The ready queue (a collections.deque of handles).", NULL},
     {"_scheduled", (getter)loopcore_get_scheduled,

@@ -64,7 +64,6 @@ typedef struct {
     PyObject *str__cancelled;
     PyObject *str__when;
     PyObject *str__when_ns;
-    PyObject *str_poll;
     PyObject *str_notify;
     PyObject *str_mod_ns;
     PyObject *str__run_ready_debug;
@@ -79,8 +78,8 @@ typedef struct {
  * freed with the module).
  */
 enum {
-    CEV_TN__read_ready_cb, CEV_TN__conn_lost, CEV_TN_max_size, CEV_TN__sock,
-    CEV_TN_fileno, CEV_TN__protocol, CEV_TN_data_received,
+    CEV_TN__read_ready_cb, CEV_TN__conn_lost, CEV_TN_max_size,
+    CEV_TN__sock_fd, CEV_TN__protocol, CEV_TN_data_received,
     CEV_TN__fatal_error, CEV_TN__read_ready__on_eof,
     CEV_TN__read_ready__data_received_slow, CEV_TN__eof,
     CEV_TN__empty_waiter, CEV_TN__buffer, CEV_TN__write_slow,
@@ -240,6 +239,8 @@ typedef struct ContextObject {
 /* Raise ValueError and return -1 if closed; else 0. */
 int cev_context_check_process(ContextObject *self);
 int cev_context_check_open(ContextObject *self);
+/* AioContext.poll(blocking): 0, or -1 with an exception set. */
+int cev_context_poll(ContextObject *self, bool blocking);
 /* Raise RuntimeError and return -1 if not on the home thread; else 0. */
 int cev_context_check_home(ContextObject *self);
 /*

@@ -9,11 +9,15 @@
  * bases, so that the three methods below replace asyncio's Python ones and
  * everything else (close, pause_reading, write_eof, sendfile, the write
  * buffer and its _write_ready, BufferedProtocol reads, ...) stays
- * asyncio's.  The type has no state of its own: the methods read the
- * transport's attributes (_sock, _protocol, _conn_lost, _buffer, ...) as
- * asyncio's code writes them.
+ * asyncio's.  The type has no state of its own (asyncio's transport
+ * classes have __slots__, so a base with a C layout could not be mixed in):
+ * the methods read the transport's attributes (_sock_fd, _protocol,
+ * _conn_lost, _buffer, ...) as asyncio's code writes them, from the
+ * instance dict.
  *
- * - _read_ready(): calls self._read_ready_cb(), as asyncio does.
+ * - _read_ready(): calls self._read_ready_cb(), as asyncio does (without
+ *   a call when that is _read_ready__data_received, asyncio's choice for
+ *   a Protocol).
  * - _read_ready__data_received(): the fd is readable.  recv() into the
  *   module's read buffer, then protocol.data_received(bytes).  asyncio's
  *   sock.recv(max_size) allocates max_size (256 KiB) for every read and
@@ -47,7 +51,7 @@
 #define TRANSPORT_RECV_MAX (256 * 1024)
 
 static const char *const transport_names[CEV_TRANSPORT_NAMES] = {
-    "_read_ready_cb", "_conn_lost", "max_size", "_sock", "fileno",
+    "_read_ready_cb", "_conn_lost", "max_size", "_sock_fd",
     "_protocol", "data_received", "_fatal_error", "_read_ready__on_eof",
     "_read_ready__data_received_slow", "_eof", "_empty_waiter", "_buffer",
     "_write_slow",
@@ -93,38 +97,46 @@ transport_config(PyTypeObject *defining_class)
 }
 
 /*
- * The fd of self._sock (its fileno(): -1 once the socket is closed, which
- * makes the syscall fail with EBADF as socket methods do).  -2 with an
- * exception set on failure.
+ * Attribute @name of @self (new reference, or NULL with an exception set).
+ * asyncio's transports keep the attributes read here in the instance
+ * dict, so @dict (the instance dict, or NULL) is looked at first; the
+ * generic lookup serves anything else.
  */
-static int
-transport_sock_fd(cev_transport_config *cfg, PyObject *self)
+static PyObject *
+transport_attr(PyObject *self, PyObject *dict, PyObject *name)
 {
-    PyObject *sock, *fileno;
-    int fd;
+    if (dict != NULL) {
+        PyObject *value = PyDict_GetItemWithError(dict, name);
 
-    sock = PyObject_GetAttr(self, NAME(cfg, _sock));
-    if (sock == NULL) {
-        return -2;
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
     }
-    fileno = PyObject_CallMethodNoArgs(sock, NAME(cfg, fileno));
-    Py_DECREF(sock);
-    if (fileno == NULL) {
-        return -2;
+    return PyObject_GetAttr(self, name);
+}
+
+/* The instance dict of @self, or NULL (no exception) if it has none. */
+static PyObject *
+transport_dict(PyObject *self)
+{
+    PyObject *dict = PyObject_GenericGetDict(self, NULL);
+
+    if (dict == NULL || !PyDict_Check(dict)) {
+        Py_XDECREF(dict);
+        PyErr_Clear();
+        return NULL;
     }
-    fd = PyLong_AsInt(fileno);
-    Py_DECREF(fileno);
-    if (fd == -1 && PyErr_Occurred()) {
-        return -2;
-    }
-    return fd < 0 ? -1 : fd;
+    return dict;
 }
 
 /* Is attribute @name of @self true?  -1 with an exception set on failure. */
 static int
-transport_attr_true(PyObject *self, PyObject *name)
+transport_attr_true(PyObject *self, PyObject *dict, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(self, name);
+    PyObject *value = transport_attr(self, dict, name);
     int res;
 
     if (value == NULL) {
@@ -137,15 +149,37 @@ transport_attr_true(PyObject *self, PyObject *name)
 
 /* Is attribute @name of @self None?  -1 with an exception set on failure. */
 static int
-transport_attr_none(PyObject *self, PyObject *name)
+transport_attr_none(PyObject *self, PyObject *dict, PyObject *name)
 {
-    PyObject *value = PyObject_GetAttr(self, name);
+    PyObject *value = transport_attr(self, dict, name);
 
     if (value == NULL) {
         return -1;
     }
     Py_DECREF(value);
     return value == Py_None;
+}
+
+/*
+ * self._sock_fd, the socket's fd as asyncio's transport registers it.  The
+ * callers check _conn_lost first: asyncio closes the socket only after
+ * setting it.  -1 with an exception set on failure.
+ */
+static int
+transport_sock_fd(cev_transport_config *cfg, PyObject *self, PyObject *dict)
+{
+    PyObject *value = transport_attr(self, dict, NAME(cfg, _sock_fd));
+    int fd;
+
+    if (value == NULL) {
+        return -1;
+    }
+    fd = PyLong_AsInt(value);
+    Py_DECREF(value);
+    if (fd < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "the transport has no socket");
+    }
+    return fd < 0 ? -1 : fd;
 }
 
 /*
@@ -188,6 +222,12 @@ transport_fatal_error(cev_transport_config *cfg, PyObject *self,
 
 /* ---- reading ----------------------------------------------------------- */
 
+static PyObject *transport_data_received(cev_transport_config *cfg,
+                                         PyObject *self, PyObject *dict);
+static PyObject *transport_read_ready__data_received(
+    PyObject *self, PyTypeObject *defining_class, PyObject *const *args,
+    Py_ssize_t nargs, PyObject *kwnames);
+
 PyDoc_STRVAR(transport_read_ready_doc,
 "_read_ready($self, /)\n--\n\n"
 "The socket is readable: self._read_ready_cb().");
@@ -198,47 +238,49 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
                      PyObject *kwnames)
 {
     cev_transport_config *cfg = transport_config(defining_class);
-    PyObject *cb, *res;
+    PyObject *dict, *cb, *res;
 
     if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
         PyErr_SetString(PyExc_TypeError, "_read_ready() takes no arguments");
         return NULL;
     }
-    cb = PyObject_GetAttr(self, NAME(cfg, _read_ready_cb));
+    dict = transport_dict(self);
+    cb = transport_attr(self, dict, NAME(cfg, _read_ready_cb));
     if (cb == NULL) {
+        Py_XDECREF(dict);
         return NULL;
     }
-    res = PyObject_CallNoArgs(cb);
+    if (PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
+        PyCFunction_GET_FUNCTION(cb) ==
+        CEV_METH(transport_read_ready__data_received)) {
+        /* asyncio's choice for a Protocol (set_protocol()): no call */
+        res = transport_data_received(cfg, self, dict);
+    }
+    else {
+        res = PyObject_CallNoArgs(cb);
+    }
     Py_DECREF(cb);
+    Py_XDECREF(dict);
     return res;
 }
 
-PyDoc_STRVAR(transport_read_ready__data_received_doc,
-"_read_ready__data_received($self, /)\n--\n\n"
-"Read what the socket has (up to self.max_size bytes) and pass it to\n"
-"protocol.data_received(), as asyncio's transport does.");
-
+/*
+ * What _read_ready__data_received() does, with @dict the instance dict of
+ * @self (or NULL).
+ */
 static PyObject *
-transport_read_ready__data_received(PyObject *self,
-                                    PyTypeObject *defining_class,
-                                    PyObject *const *Py_UNUSED(args),
-                                    Py_ssize_t nargs, PyObject *kwnames)
+transport_data_received(cev_transport_config *cfg, PyObject *self,
+                        PyObject *dict)
 {
-    cev_transport_config *cfg = transport_config(defining_class);
     PyObject *value, *data, *protocol, *res;
     Py_ssize_t max_size, n;
     int conn_lost, fd;
 
-    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "_read_ready__data_received() takes no arguments");
-        return NULL;
-    }
-    conn_lost = transport_attr_true(self, NAME(cfg, _conn_lost));
+    conn_lost = transport_attr_true(self, dict, NAME(cfg, _conn_lost));
     if (conn_lost != 0) {
         return conn_lost < 0 ? NULL : Py_NewRef(Py_None);
     }
-    value = PyObject_GetAttr(self, NAME(cfg, max_size));
+    value = transport_attr(self, dict, NAME(cfg, max_size));
     if (value == NULL) {
         return NULL;
     }
@@ -250,8 +292,8 @@ transport_read_ready__data_received(PyObject *self,
         return PyObject_CallMethodNoArgs(
             self, NAME(cfg, _read_ready__data_received_slow));
     }
-    fd = transport_sock_fd(cfg, self);
-    if (fd == -2) {
+    fd = transport_sock_fd(cfg, self, dict);
+    if (fd < 0) {
         return transport_fatal_error(cfg, self,
                                      "Fatal read error on socket transport");
     }
@@ -278,7 +320,7 @@ transport_read_ready__data_received(PyObject *self,
     if (data == NULL) {
         return NULL;
     }
-    protocol = PyObject_GetAttr(self, NAME(cfg, _protocol));
+    protocol = transport_attr(self, dict, NAME(cfg, _protocol));
     if (protocol == NULL) {
         Py_DECREF(data);
         return NULL;
@@ -295,6 +337,31 @@ transport_read_ready__data_received(PyObject *self,
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(transport_read_ready__data_received_doc,
+"_read_ready__data_received($self, /)\n--\n\n"
+"Read what the socket has (up to self.max_size bytes) and pass it to\n"
+"protocol.data_received(), as asyncio's transport does.");
+
+static PyObject *
+transport_read_ready__data_received(PyObject *self,
+                                    PyTypeObject *defining_class,
+                                    PyObject *const *Py_UNUSED(args),
+                                    Py_ssize_t nargs, PyObject *kwnames)
+{
+    cev_transport_config *cfg = transport_config(defining_class);
+    PyObject *dict, *res;
+
+    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_read_ready__data_received() takes no arguments");
+        return NULL;
+    }
+    dict = transport_dict(self);
+    res = transport_data_received(cfg, self, dict);
+    Py_XDECREF(dict);
+    return res;
+}
+
 /* ---- writing ----------------------------------------------------------- */
 
 /*
@@ -305,50 +372,34 @@ transport_read_ready__data_received(PyObject *self,
  */
 static int
 transport_can_send_now(cev_transport_config *cfg, PyObject *self,
-                       PyObject *data)
+                       PyObject *dict, PyObject *data)
 {
     int res;
 
     if (!PyBytes_CheckExact(data) || PyBytes_GET_SIZE(data) == 0) {
         return 0;
     }
-    if ((res = transport_attr_true(self, NAME(cfg, _eof))) != 0 ||
-        (res = transport_attr_none(self, NAME(cfg, _empty_waiter))) != 1 ||
-        (res = transport_attr_true(self, NAME(cfg, _conn_lost))) != 0 ||
-        (res = transport_attr_true(self, NAME(cfg, _buffer))) != 0) {
+    if ((res = transport_attr_true(self, dict, NAME(cfg, _eof))) != 0 ||
+        (res = transport_attr_none(self, dict,
+                                   NAME(cfg, _empty_waiter))) != 1 ||
+        (res = transport_attr_true(self, dict, NAME(cfg, _conn_lost))) != 0 ||
+        (res = transport_attr_true(self, dict, NAME(cfg, _buffer))) != 0) {
         return res < 0 ? -1 : 0;
     }
     return 1;
 }
 
-PyDoc_STRVAR(transport_write_doc,
-"write($self, data, /)\n--\n\n"
-"Write data (bytes, bytearray or memoryview) to the transport, as\n"
-"asyncio's transport does: sent now if the socket takes it, else\n"
-"buffered and sent as the socket becomes writable.");
-
+/* One send() of bytes @data; asyncio's write() takes what is left. */
 static PyObject *
-transport_write(PyObject *self, PyTypeObject *defining_class,
-                PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+transport_send(cev_transport_config *cfg, PyObject *self, PyObject *dict,
+               PyObject *data)
 {
-    cev_transport_config *cfg = transport_config(defining_class);
-    PyObject *data, *rest, *res;
+    PyObject *rest, *res;
     Py_ssize_t len, n;
-    int fd, now;
+    int fd;
 
-    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "write() takes exactly one positional argument");
-        return NULL;
-    }
-    data = args[0];
-    now = transport_can_send_now(cfg, self, data);
-    if (now <= 0) {
-        return now < 0 ? NULL : PyObject_CallMethodOneArg(
-            self, NAME(cfg, _write_slow), data);
-    }
-    fd = transport_sock_fd(cfg, self);
-    if (fd == -2) {
+    fd = transport_sock_fd(cfg, self, dict);
+    if (fd < 0) {
         return transport_fatal_error(cfg, self,
                                      "Fatal write error on socket transport");
     }
@@ -376,6 +427,41 @@ transport_write(PyObject *self, PyTypeObject *defining_class,
     }
     res = PyObject_CallMethodOneArg(self, NAME(cfg, _write_slow), rest);
     Py_DECREF(rest);
+    return res;
+}
+
+PyDoc_STRVAR(transport_write_doc,
+"write($self, data, /)\n--\n\n"
+"Write data (bytes, bytearray or memoryview) to the transport, as\n"
+"asyncio's transport does: sent now if the socket takes it, else\n"
+"buffered and sent as the socket becomes writable.");
+
+static PyObject *
+transport_write(PyObject *self, PyTypeObject *defining_class,
+                PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    cev_transport_config *cfg = transport_config(defining_class);
+    PyObject *dict, *res;
+    int now;
+
+    if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "write() takes exactly one positional argument");
+        return NULL;
+    }
+    dict = transport_dict(self);
+    now = transport_can_send_now(cfg, self, dict, args[0]);
+    if (now < 0) {
+        res = NULL;
+    }
+    else if (now == 0) {
+        res = PyObject_CallMethodOneArg(self, NAME(cfg, _write_slow),
+                                        args[0]);
+    }
+    else {
+        res = transport_send(cfg, self, dict, args[0]);
+    }
+    Py_XDECREF(dict);
     return res;
 }
 
