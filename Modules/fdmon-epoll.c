@@ -188,7 +188,8 @@ bool fdmon_epoll_try_upgrade(AioContext *ctx, unsigned npfd)
         return false;
     }
 
-    if (npfd < EPOLL_ENABLE_THRESHOLD) {
+    /* cevent: a threshold per context, see aio_context_set_epoll_threshold */
+    if (npfd < ctx->epoll_threshold) {
         return false;
     }
 
@@ -224,6 +225,7 @@ void fdmon_epoll_setup(AioContext *ctx)
         return;
     }
 #endif
+    ctx->epoll_threshold = EPOLL_ENABLE_THRESHOLD; /* cevent */
     ctx->epollfd = epoll_create1(EPOLL_CLOEXEC);
     if (ctx->epollfd == -1) {
         fprintf(stderr, "cevent: epoll_create1: %s; staying with poll(2)\n",
@@ -232,3 +234,16 @@ void fdmon_epoll_setup(AioContext *ctx)
 }
 
 #endif /* CONFIG_EPOLL_CREATE1 */
+
+/*
+ * cevent: let an embedder move to epoll earlier (or later) than QEMU does.
+ * cevent.Loop asks for 1, as asyncio's selector loops use epoll for any
+ * number of fds: an empty epoll_wait() costs less than a ppoll() of a few
+ * fds, and a loop that iterates with callbacks queued makes one such
+ * zero-timeout wait per iteration.
+ */
+void aio_context_set_epoll_threshold(AioContext *ctx, unsigned threshold)
+{
+    assert(threshold >= 1);
+    ctx->epoll_threshold = threshold;
+}

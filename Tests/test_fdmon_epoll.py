@@ -114,6 +114,74 @@ def test_epoll_threshold(epoll_ctx):
         notifiers.close()
 
 
+@pytest.mark.valgrind
+def test_epoll_threshold_per_context(epoll_ctx):
+    """_set_epoll_threshold(n) moves the upgrade point of one context (the
+    context's own notifier counts as one fd)."""
+    ctx = epoll_ctx
+    ctx._set_epoll_threshold(3)
+    notifiers = Notifiers(ctx, 1)
+    try:
+        assert ctx.poll(False) is False
+        assert ctx.backend == "poll"            # 2 fds
+        notifiers.add()
+        assert ctx.poll(False) is False
+        assert ctx.backend == "epoll"           # 3 fds
+        notifiers[1].set()
+        assert ctx.poll(False) is True
+        assert notifiers.calls == [notifiers[1]]
+        notifiers.remove_all()
+    finally:
+        notifiers.close()
+    other = cevent.AioContext("epoll")          # QEMU's threshold as before
+    more = Notifiers(other, 10)
+    try:
+        other.poll(False)
+        assert other.backend == "poll"
+        more.remove_all()
+    finally:
+        other.close()
+        more.close()
+
+
+def test_epoll_threshold_errors(epoll_ctx):
+    with pytest.raises(ValueError):
+        epoll_ctx._set_epoll_threshold(0)
+    with pytest.raises(ValueError):
+        epoll_ctx._set_epoll_threshold(-1)
+    with pytest.raises(TypeError):
+        epoll_ctx._set_epoll_threshold("1")
+    with pytest.raises(OverflowError):
+        epoll_ctx._set_epoll_threshold(1 << 100)
+    # no effect where there is no poll/epoll pair
+    ctx = cevent.AioContext("poll")
+    ctx._set_epoll_threshold(1)
+    notifiers = Notifiers(ctx, 2)
+    try:
+        ctx.poll(False)
+        assert ctx.backend == "poll"
+        notifiers.remove_all()
+    finally:
+        ctx.close()
+        notifiers.close()
+    epoll_ctx.close()
+    with pytest.raises(ValueError):
+        epoll_ctx._set_epoll_threshold(1)       # closed
+
+
+def test_loop_moves_to_epoll_at_once():
+    """cevent.Loop on "epoll" is on epoll from its first iteration, as
+    asyncio's selector loops are."""
+    import asyncio
+
+    loop = cevent.new_event_loop(backend="epoll")
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+        assert loop.backend == "epoll"
+    finally:
+        loop.close()
+
+
 def test_poll_never_upgrades():
     """A context forced to "poll" stays on poll whatever the fd count."""
     ctx = cevent.AioContext("poll")

@@ -337,12 +337,19 @@ def test_backend_keyword_errors():
 
 
 def test_default_backend():
+    """A Loop made without a backend is on epoll (asyncio's choice) from
+    its first iteration; AioContext() keeps its own default."""
+    from cevent._loop import _default_backend
+
+    assert _default_backend() == "epoll"
     lp = cevent.new_event_loop()
     try:
-        with cevent.AioContext() as ctx:
-            assert lp.backend == ctx.backend
+        lp.run_until_complete(asyncio.sleep(0))
+        assert lp.backend == "epoll"
     finally:
         lp.close()
+    with cevent.AioContext() as ctx:
+        assert ctx.backend == cevent.backends()[0]
 
 
 def test_add_reader_writer(loop):

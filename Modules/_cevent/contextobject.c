@@ -1061,6 +1061,33 @@ context_set_poll_params(ContextObject *self, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(context__set_epoll_threshold_doc,
+"_set_epoll_threshold($self, threshold, /)\n--\n\n"
+"The number of watched fds at which the poll/epoll pair moves to epoll\n"
+"(QEMU's is 64; cevent.Loop sets 1).  No effect on poll, io_uring, or a\n"
+"context already on epoll.  Home thread only.");
+
+static PyObject *
+context__set_epoll_threshold(ContextObject *self, PyObject *arg)
+{
+    long threshold = PyLong_AsLong(arg);
+
+    if (threshold == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (cev_context_check_open(self) < 0 ||
+        cev_context_check_home(self) < 0) {
+        return NULL;
+    }
+    if (threshold < 1 || threshold > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError,
+                        "the epoll threshold must be >= 1");
+        return NULL;
+    }
+    aio_context_set_epoll_threshold(self->ctx, (unsigned)threshold);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(context_set_aio_params_doc,
 "set_aio_params($self, /, max_batch)\n--\n\n"
 "aio_context_set_aio_params: advisory batch size (>= 0).");
@@ -1338,6 +1365,8 @@ static PyMethodDef context_methods[] = {
     {"fileno", (PyCFunction)context_fileno, METH_NOARGS, context_fileno_doc},
     {"set_poll_params", CEV_METH(context_set_poll_params),
      METH_VARARGS | METH_KEYWORDS, context_set_poll_params_doc},
+    {"_set_epoll_threshold", (PyCFunction)context__set_epoll_threshold,
+     METH_O, context__set_epoll_threshold_doc},
     {"set_aio_params", CEV_METH(context_set_aio_params),
      METH_VARARGS | METH_KEYWORDS, context_set_aio_params_doc},
     {"bh_new", (PyCFunction)context_bh_new, METH_O, context_bh_new_doc},

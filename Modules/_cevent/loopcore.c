@@ -1703,7 +1703,7 @@ typedef struct {
     PyObject *ready;        /* the loop's ready queue */
     PyObject *ready_append; /* its bound append */
     PyObject *selector;     /* has _drop_cancelled(fd, event) */
-    PyObject *loop;         /* the _LoopCore whose ready queue it is, or NULL */
+    PyObject *loop;         /* its loop (a _LoopCore), or NULL */
     cev_loop_config *cfg;   /* the module's (the type holds the module) */
 } FdWatchObject;
 
@@ -1943,7 +1943,7 @@ PyType_Spec cev_fdwatch_spec = {
     .slots = fdwatch_slots,
 };
 
-/* ---- small methods of BaseEventLoop --------------------------------------- */
+/* ---- small methods of BaseEventLoop ------------------------------------ */
 
 PyDoc_STRVAR(loopcore_time_doc,
 "time($self, /)\n--\n\n"

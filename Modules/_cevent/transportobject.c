@@ -50,17 +50,20 @@
 /* asyncio's _SelectorSocketTransport.max_size */
 #define TRANSPORT_RECV_MAX (256 * 1024)
 
+#define TN(which) [CEV_TN_##which] = #which
 static const char *const transport_names[CEV_TRANSPORT_NAMES] = {
-    "_read_ready_cb", "_conn_lost", "max_size", "_sock_fd",
-    "_protocol", "data_received", "_fatal_error", "_read_ready__on_eof",
-    "_read_ready__data_received_slow", "_eof", "_empty_waiter", "_buffer",
-    "_write_slow",
+    TN(_read_ready_cb), TN(_conn_lost), TN(max_size), TN(_sock_fd),
+    TN(_protocol), TN(data_received), TN(_fatal_error),
+    TN(_read_ready__on_eof), TN(_read_ready__data_received_slow), TN(_eof),
+    TN(_empty_waiter), TN(_buffer), TN(_write_slow),
 };
+#undef TN
 
 int
 cev_transport_state_init(cev_transport_config *cfg)
 {
     for (int i = 0; i < CEV_TRANSPORT_NAMES; i++) {
+        assert(transport_names[i] != NULL);
         cfg->names[i] = PyUnicode_InternFromString(transport_names[i]);
         if (cfg->names[i] == NULL) {
             return -1;

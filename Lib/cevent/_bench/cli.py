@@ -157,6 +157,7 @@ def environment(args, backends, uv, cl):
         "cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "backends": list(backends),
+        "loop_backend": loops_mod.cevent_loop_default(list(backends)),
         "unavailable_backends": cevent.unavailable_backends(),
         "uvloop": uv[1] if uv[0] else None,
         "uvloop_note": None if uv[0] else uv[1],

@@ -7,7 +7,7 @@ A loop spec is a small dict (it travels to the worker subprocess as JSON):
 * ``{"kind": "uvloop"}``: ``uvloop.new_event_loop()``;
 * ``{"kind": "cevent.Loop", "backend": B, "poll_max_ns": P}``:
   ``cevent.new_event_loop(backend=B)``, the asyncio face (B None: the
-  default backend), with ``loop.context.set_poll_params(P)`` when P > 0;
+  Loop's default backend, epoll), with ``loop.context.set_poll_params(P)`` when P > 0;
 * ``{"kind": "cevent", "backend": B, "poll_max_ns": P}``: a bare
   ``cevent.AioContext(B)`` driven through its native API (BHs, fd
   handlers, timers), with ``set_poll_params(P)`` when P > 0.
@@ -86,6 +86,16 @@ def cevent_loop_status():
     return True, "cevent.new_event_loop()"
 
 
+def cevent_loop_default(backends):
+    """The backend of ``cevent.new_event_loop()`` (epoll when usable, else
+    the first of ``backends``, AioContext's default)."""
+    try:
+        from cevent._loop import _default_backend
+    except ImportError:
+        return backends[0] if backends else None
+    return _default_backend() or (backends[0] if backends else None)
+
+
 def all_specs(backends, with_poll_on, include_uvloop=True,
               include_cevent_loop=False, epoll_idle_fds=0,
               loop_backends=()):
@@ -100,7 +110,7 @@ def all_specs(backends, with_poll_on, include_uvloop=True,
         specs.append({"kind": "uvloop"})
     if include_cevent_loop:
         specs.append({"kind": "cevent.Loop"})
-        default = loop_backends[0] if loop_backends else None
+        default = cevent_loop_default(loop_backends)
         for backend in loop_backends:
             if backend != default:
                 specs.append({"kind": "cevent.Loop", "backend": backend})

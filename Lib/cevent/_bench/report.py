@@ -1,5 +1,5 @@
 """Aggregation (median [min, max] of the reps, per-rep ratios), the targets
-of issue 7, the text table and the PNG chart."""
+of issues 7 and 8, the text table and the PNG chart."""
 
 import statistics
 
@@ -116,7 +116,7 @@ def _check(value, op, bound):
 
 
 def evaluate_targets(summary, backends):
-    """The targets of issue 7, one row per cevent backend (and flavour);
+    """The targets of issues 7 and 8, one row per cevent backend (and flavour);
     ``met`` is True/False, or None when not measured in this run."""
     rows = []
 
@@ -279,7 +279,8 @@ def render_text(env, names, summary, targets):
     out.append(f"cevent {env['cevent']} on Python {env['python']}, Linux "
                f"{env['kernel']} {env['machine']}, {env['cpus']} CPUs; "
                f"uvloop {env['uvloop'] or 'missing'}; cevent backends "
-               f"{', '.join(env['backends'])}")
+               f"{', '.join(env['backends'])}; cevent.Loop default "
+               f"{env.get('loop_backend') or '?'}")
     out.append(f"command: {' '.join(env['command'])}")
     out.append(f"reps: {env['reps']} (each a fresh subprocess per loop, "
                f"interleaved); cells: median [min, max]; ratios: median of "
@@ -322,7 +323,7 @@ def render_text(env, names, summary, targets):
             out.append(f"  error: {err}")
     if targets:
         out.append("")
-        out.append("== targets (issue 7; ratios from this run) ==")
+        out.append("== targets (issues 7 and 8; ratios from this run) ==")
         header = ["target", "loop", "flavour", "value", "required", "met"]
         rows = []
         for t in targets:

@@ -238,6 +238,13 @@ struct AioContext {
     /* epoll(7) state used when built with CONFIG_EPOLL */
     int epollfd;
 
+    /*
+     * cevent: fdmon-poll moves to epoll once this many fds are watched
+     * (EPOLL_ENABLE_THRESHOLD unless aio_context_set_epoll_threshold()
+     * changed it).
+     */
+    unsigned epoll_threshold;
+
     const FDMonOps *fdmon_ops;
 
 #ifdef CONFIG_LINUX_IO_URING
@@ -658,6 +665,12 @@ void aio_context_set_blocking_hooks(AioContext *ctx,
                                     AioBlockingBeginFn *begin,
                                     AioBlockingEndFn *end,
                                     void *opaque);
+
+/*
+ * The number of watched fds at which the poll/epoll pair moves to epoll
+ * (>= 1; QEMU's is 64).  Home thread.
+ */
+void aio_context_set_epoll_threshold(AioContext *ctx, unsigned threshold);
 
 /* The name of the fd monitor in use now: "poll", "epoll" or "io_uring". */
 const char *aio_context_fdmon_name(AioContext *ctx);
