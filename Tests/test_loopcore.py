@@ -717,6 +717,8 @@ def test_fdwatch_bad_key(loop):
         watch.read_ready()
     with pytest.raises(AttributeError):
         _cevent._FdWatch((1, 2), object(), _FakeSelector())
+    with pytest.raises(TypeError, match="_LoopCore"):
+        _cevent._FdWatch((1, 2), deque(), _FakeSelector(), object())
 
 
 def test_cancelled_reader_is_dropped_by_the_loop(loop):

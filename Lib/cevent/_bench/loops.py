@@ -103,8 +103,8 @@ def all_specs(backends, with_poll_on, include_uvloop=True,
     > 0 adds an "epoll+N" context with N idle fds registered first, so
     that QEMU's poll/epoll pair really runs on epoll (it upgrades at 64
     fds).  cevent.Loop runs on its default backend, then on each of
-    ``loop_backends`` other than that, and with polling on when
-    ``with_poll_on``."""
+    ``loop_backends`` other than that, and with polling on (on io_uring)
+    when ``with_poll_on``."""
     specs = [{"kind": "asyncio"}]
     if include_uvloop:
         specs.append({"kind": "uvloop"})
@@ -115,8 +115,12 @@ def all_specs(backends, with_poll_on, include_uvloop=True,
             if backend != default:
                 specs.append({"kind": "cevent.Loop", "backend": backend})
         if with_poll_on:
-            specs.append({"kind": "cevent.Loop",
-                          "poll_max_ns": POLL_ON_NS})
+            # QEMU polls with fd handlers that have no poll function (the
+            # loop's self-pipe) only on io_uring: the Loop polls there.
+            spec = {"kind": "cevent.Loop", "poll_max_ns": POLL_ON_NS}
+            if "io_uring" in loop_backends and default != "io_uring":
+                spec["backend"] = "io_uring"
+            specs.append(spec)
     for backend in backends:
         specs.append({"kind": "cevent", "backend": backend,
                       "poll_max_ns": 0})
