@@ -297,6 +297,7 @@ class _AioContextSelector(selectors.BaseSelector):
                 ctx.set_fd_handler(fd, None)
             ctx.close()
         self._watches.clear()
+        self._loop = None       # the loop <-> selector cycle ends here
 
 
 class _SocketTransport(_SocketTransportCore,  # type: ignore[misc]
