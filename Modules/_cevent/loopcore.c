@@ -704,7 +704,8 @@ loopcore_append_ready(LoopCoreObject *self, PyObject *handle)
  * untracked, and tracked again as soon as that stops being true:
  *
  *   - when it has run (loopcore_run_ready), if anything else still holds it;
- *   - at the end of the _run_once() call, for the handles still queued
+ *   - at the end of the _run_once() call (which, with _iterate, spans all
+ *     of run_forever()'s iterations), for the handles still queued
  *     (loopcore_track_queued), so that outside _run_once() every queued
  *     handle is tracked and a loop dropped with callbacks queued can be
  *     collected as before;
