@@ -832,8 +832,12 @@ exc_unstash(ContextObject *self, saved_exc *save)
 
 typedef enum { RUN_POLL, RUN_PREPARE, RUN_CHECK, RUN_DISPATCH } run_kind;
 
-static PyObject *
-context_run(ContextObject *self, run_kind what, bool blocking)
+/*
+ * Run one step of the context: 1 or 0 (its result: progress made, work
+ * pending), or -1 with an exception set (a callback's, or a check's).
+ */
+static int
+context_run_step(ContextObject *self, run_kind what, bool blocking)
 {
     saved_exc save;
     bool result = false;
@@ -841,7 +845,7 @@ context_run(ContextObject *self, run_kind what, bool blocking)
 
     if (cev_context_check_open(self) < 0 ||
         cev_context_check_home(self) < 0) {
-        return NULL;
+        return -1;
     }
     Py_INCREF(self);
     exc_stash(self, &save);
@@ -863,9 +867,20 @@ context_run(ContextObject *self, run_kind what, bool blocking)
     self->poll_depth--;
     if (exc_unstash(self, &save) < 0) {
         Py_DECREF(self);
-        return NULL;
+        return -1;
     }
     Py_DECREF(self);
+    return result;
+}
+
+static PyObject *
+context_run(ContextObject *self, run_kind what, bool blocking)
+{
+    int result = context_run_step(self, what, blocking);
+
+    if (result < 0) {
+        return NULL;
+    }
     if (what == RUN_DISPATCH) {
         Py_RETURN_NONE;
     }
@@ -876,13 +891,7 @@ context_run(ContextObject *self, run_kind what, bool blocking)
 int
 cev_context_poll(ContextObject *self, bool blocking)
 {
-    PyObject *res = context_run(self, RUN_POLL, blocking);
-
-    if (res == NULL) {
-        return -1;
-    }
-    Py_DECREF(res);
-    return 0;
+    return context_run_step(self, RUN_POLL, blocking) < 0 ? -1 : 0;
 }
 
 PyDoc_STRVAR(context_poll_doc,

@@ -1007,23 +1007,16 @@ loopcore_call_at(LoopCoreObject *self, PyTypeObject *defining_class,
 /* ---- running handles ------------------------------------------------------ */
 
 /*
- * Run one handle as Handle._run() does.  Returns 0, or -1 with an exception
- * set when it must propagate (SystemExit, KeyboardInterrupt, or a failing
+ * Run one handle that is not cancelled as Handle._run() does; @plain is
+ * loopcore_is_plain(cfg, handle).  Returns 0, or -1 with an exception set
+ * when it must propagate (SystemExit, KeyboardInterrupt, or a failing
  * exception handler).
  */
 static int
-loopcore_run_handle(cev_loop_config *cfg, PyObject *handle)
+loopcore_run_live_handle(cev_loop_config *cfg, PyObject *handle, bool plain)
 {
-    PyObject *ctx, *callback, *cbargs, *res, *hook_args[2];
-    PyObject *type, *value, *tb;
-    bool plain = loopcore_is_plain(cfg, handle);
-    int cancelled;
+    PyObject *ctx, *callback, *cbargs, *res, *value, *hook_args[2];
 
-    /* As _run_once(): a cancelled handle of any type is skipped. */
-    cancelled = loopcore_handle_cancelled(cfg, handle, plain);
-    if (cancelled != 0) {
-        return cancelled < 0 ? -1 : 0;
-    }
     ctx = SLOT(cfg, handle, SLOT_CONTEXT);
     callback = SLOT(cfg, handle, SLOT_CALLBACK);
     cbargs = SLOT(cfg, handle, SLOT_ARGS);
@@ -1060,19 +1053,9 @@ loopcore_run_handle(cev_loop_config *cfg, PyObject *handle)
         Py_DECREF(res);
         return 0;
     }
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return -1;
-    }
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
+    value = cev_catch_exception();
     if (value == NULL) {
-        return 0;
+        return -1;
     }
     hook_args[0] = handle;
     hook_args[1] = value;
@@ -1083,6 +1066,19 @@ loopcore_run_handle(cev_loop_config *cfg, PyObject *handle)
     }
     Py_DECREF(res);
     return 0;
+}
+
+/* Run one handle as _run_once() does: a cancelled one is skipped. */
+static int
+loopcore_run_handle(cev_loop_config *cfg, PyObject *handle)
+{
+    bool plain = loopcore_is_plain(cfg, handle);
+    int cancelled = loopcore_handle_cancelled(cfg, handle, plain);
+
+    if (cancelled != 0) {
+        return cancelled < 0 ? -1 : 0;
+    }
+    return loopcore_run_live_handle(cfg, handle, plain);
 }
 
 /* Pop @ntodo handles off the ready queue and run them. */
@@ -1283,8 +1279,8 @@ loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
     cev_loop_config *cfg = loopcore_config(defining_class);
     int rc;
 
-    if (PyVectorcall_NARGS(nargsf) != 0 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError, "_run_once() takes no arguments");
+    if (cev_check_no_args("_run_once", PyVectorcall_NARGS(nargsf),
+                          kwnames) < 0) {
         return NULL;
     }
     if (loopcore_check_configured(cfg) < 0) {
@@ -1691,12 +1687,13 @@ cev_loopcore_configure(PyObject *module, PyObject *const *args,
 /* ---- _FdWatch ---------------------------------------------------------- */
 
 /*
- * The fd handler of one fd registered by cevent.Loop's selector: puts the
- * asyncio reader or writer handle of the fd's selector key on the loop's
- * ready queue (what BaseSelectorEventLoop._process_events does for a
- * selector's event list), or has the selector drop a cancelled one as
- * _process_events does.  AioContext.set_fd_handler() calls its bound
- * read_ready/write_ready methods.
+ * The fd handler of one fd registered by cevent.Loop's selector: runs the
+ * asyncio reader or writer handle of the fd's selector key while the loop's
+ * _run_once() polls (outside debug mode), else puts it on the loop's ready
+ * queue (what BaseSelectorEventLoop._process_events does for a selector's
+ * event list), or has the selector drop a cancelled one as _process_events
+ * does.  AioContext.set_fd_handler() calls its bound read_ready/write_ready
+ * methods.
  */
 typedef struct {
     PyObject_HEAD
@@ -1821,6 +1818,7 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
 {
     cev_loop_config *cfg = self->cfg;
     PyObject *key, *handle, *res;
+    bool plain;
     int cancelled;
 
     if (loopcore_check_configured(cfg) < 0) {
@@ -1834,8 +1832,8 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
         return handle == NULL ? NULL : Py_NewRef(Py_None);
     }
     Py_INCREF(handle);
-    cancelled = loopcore_handle_cancelled(cfg, handle,
-                                          loopcore_is_plain(cfg, handle));
+    plain = loopcore_is_plain(cfg, handle);
+    cancelled = loopcore_handle_cancelled(cfg, handle, plain);
     if (cancelled < 0) {
         res = NULL;
     }
@@ -1844,7 +1842,8 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
                                   PyTuple_GET_ITEM(key, KEY_FD), event);
     }
     else if (fdwatch_runs_inline(self)) {
-        res = loopcore_run_handle(cfg, handle) < 0 ? NULL : Py_None;
+        res = loopcore_run_live_handle(cfg, handle, plain) < 0 ? NULL
+                                                               : Py_None;
         Py_XINCREF(res);
     }
     else {
@@ -1861,7 +1860,8 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
 
 PyDoc_STRVAR(fdwatch_read_ready_doc,
 "read_ready($self, /)\n--\n\n"
-"The fd is readable: queue the key's reader handle.");
+"The fd is readable: run the key's reader handle (while its loop's\n"
+"_run_once() polls, outside debug mode) or queue it.");
 
 static PyObject *
 fdwatch_read_ready(FdWatchObject *self, PyObject *Py_UNUSED(ignored))
@@ -1871,7 +1871,8 @@ fdwatch_read_ready(FdWatchObject *self, PyObject *Py_UNUSED(ignored))
 
 PyDoc_STRVAR(fdwatch_write_ready_doc,
 "write_ready($self, /)\n--\n\n"
-"The fd is writable: queue the key's writer handle.");
+"The fd is writable: run the key's writer handle (while its loop's\n"
+"_run_once() polls, outside debug mode) or queue it.");
 
 static PyObject *
 fdwatch_write_ready(FdWatchObject *self, PyObject *Py_UNUSED(ignored))
@@ -1921,9 +1922,10 @@ static PyGetSetDef fdwatch_getset[] = {
 };
 
 PyDoc_STRVAR(fdwatch_doc,
-"_FdWatch(key, ready, selector)\n--\n\n"
-"The fd handler of one fd registered by cevent.Loop's selector: queues\n"
-"the key's reader or writer handle on the loop's ready queue.");
+"_FdWatch(key, ready, selector, loop=None)\n--\n\n"
+"The fd handler of one fd registered by cevent.Loop's selector: runs the\n"
+"key's reader or writer handle while loop's _run_once() polls (outside\n"
+"debug mode), else queues it on the loop's ready queue.");
 
 static PyType_Slot fdwatch_slots[] = {
     {Py_tp_new, fdwatch_new},
@@ -1981,10 +1983,8 @@ loopcore_create_future(LoopCoreObject *self, PyTypeObject *defining_class,
     cev_loop_config *cfg = loopcore_config(defining_class);
     PyObject *loop = (PyObject *)self;
 
-    if (PyVectorcall_NARGS(nargsf) != 0 ||
-        (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_SetString(PyExc_TypeError,
-                        "create_future() takes no arguments");
+    if (cev_check_no_args("create_future", PyVectorcall_NARGS(nargsf),
+                          kwnames) < 0) {
         return NULL;
     }
     if (loopcore_check_configured(cfg) < 0) {

@@ -153,6 +153,47 @@ cevent_state_by_type(PyTypeObject *tp)
         (node)->prev = (node)->next = NULL;                             \
     } while (0)
 
+/*
+ * asyncio's "except (SystemExit, KeyboardInterrupt): raise" followed by
+ * "except BaseException as exc", for the exception that is set: returns
+ * NULL with it still set for SystemExit and KeyboardInterrupt (they
+ * propagate); otherwise clears the error indicator and returns the
+ * exception, normalized and with its traceback attached (new reference).
+ */
+static inline PyObject *
+cev_catch_exception(void)
+{
+    PyObject *type, *value, *tb;
+
+    assert(PyErr_Occurred());
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return NULL;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_DECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/*
+ * For METH_FASTCALL methods that take no arguments: 0, or -1 with
+ * TypeError("@name() takes no arguments").
+ */
+static inline int
+cev_check_no_args(const char *name, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", name);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- callback records (callback.c) ---------------------------------- */
 
 typedef enum {

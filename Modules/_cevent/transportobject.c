@@ -195,21 +195,11 @@ static PyObject *
 transport_fatal_error(cev_transport_config *cfg, PyObject *self,
                       const char *message)
 {
-    PyObject *type, *value, *tb, *msg, *res;
+    PyObject *value, *msg, *res;
 
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return NULL;
-    }
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL && value != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_XDECREF(type);
-    Py_XDECREF(tb);
+    value = cev_catch_exception();
     if (value == NULL) {
-        Py_RETURN_NONE;
+        return NULL;
     }
     msg = PyUnicode_FromString(message);
     if (msg == NULL) {
@@ -243,8 +233,7 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
     cev_transport_config *cfg = transport_config(defining_class);
     PyObject *dict, *cb, *res;
 
-    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError, "_read_ready() takes no arguments");
+    if (cev_check_no_args("_read_ready", nargs, kwnames) < 0) {
         return NULL;
     }
     dict = transport_dict(self);
@@ -354,9 +343,8 @@ transport_read_ready__data_received(PyObject *self,
     cev_transport_config *cfg = transport_config(defining_class);
     PyObject *dict, *res;
 
-    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
-        PyErr_SetString(PyExc_TypeError,
-                        "_read_ready__data_received() takes no arguments");
+    if (cev_check_no_args("_read_ready__data_received", nargs,
+                          kwnames) < 0) {
         return NULL;
     }
     dict = transport_dict(self);
