@@ -1,4 +1,4 @@
-"""cevent vs asyncio vs uvloop on the workloads of ANCHORS.md.
+"""cevent vs asyncio vs uvloop on the workloads of Lib/cevent/_bench.
 
     python Benchmarks/bench.py [--quick] [--only WORKLOAD ...] [--out DIR]
 

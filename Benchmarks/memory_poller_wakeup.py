@@ -18,7 +18,7 @@ two threads or processes that way; --no-pin: no pinning).  A
 REALTIME timer every 5 ms restarts the spin should it ever stop (it also
 bounds each spin, so the loop is never stuck in the fd monitor).
 
-asyncio / uvloop: ANCHORS.md's cross-thread ping-pong: a second thread
+asyncio / uvloop: the cross-thread ping-pong of the wakeup workload: a second thread
 stamps t0 and calls ``loop.call_soon_threadsafe(cb, t0)``; cb stamps t1 and
 releases a lock on which the waker blocks before the next sample.  The
 loop sleeps in epoll_wait() between samples.

@@ -700,6 +700,7 @@ bool aio_poll(AioContext *ctx, bool blocking)
     AioHandlerList ready_list = QLIST_HEAD_INITIALIZER(ready_list);
     bool progress;
     bool use_notify_me;
+    bool woken;
     int64_t timeout;
     int64_t start = 0;
 
@@ -711,6 +712,10 @@ bool aio_poll(AioContext *ctx, bool blocking)
      * cevent: upstream asserts that this is the context's home thread; the
      * Python binding checks it and raises RuntimeError instead.
      */
+
+    /* cevent: see aio_gsource_arm() */
+    woken = aio_gsource_disarm(ctx) == AIO_GSOURCE_ARMED_BY_POLL && !blocking;
+    ctx->gsource_poll_depth++;
 
     qemu_lockcnt_inc(&ctx->list_lock);
     ctx->stats.iterations++; /* cevent */
@@ -749,7 +754,13 @@ bool aio_poll(AioContext *ctx, bool blocking)
      * With polling allowed, a non-blocking aio_poll() can do without the
      * system call: one round of run_poll_handlers_once() is enough.
      */
-    if (timeout || ctx->fdmon_ops->need_wait(ctx)) {
+    /*
+     * cevent: an outer loop woken through the embedding fd (the plain
+     * protocol) needs the fds looked at, even when every handler polls: a
+     * notification stays readable on the event notifier until its handler
+     * here reads it, and a ready fd until its handler runs.
+     */
+    if (timeout || ctx->fdmon_ops->need_wait(ctx) || woken) {
         void *token = NULL;
         bool hooked = false;
         int64_t wait_start = 0;
@@ -842,6 +853,11 @@ bool aio_poll(AioContext *ctx, bool blocking)
     qemu_lockcnt_dec(&ctx->list_lock);
 
     progress |= timerlistgroup_run_timers(&ctx->tlg);
+
+    /* cevent: the outer loop may wait again once no aio_poll() runs */
+    if (--ctx->gsource_poll_depth == 0) {
+        aio_gsource_arm(ctx, AIO_GSOURCE_ARMED_BY_POLL);
+    }
 
     return progress;
 }
@@ -983,6 +999,67 @@ void aio_context_get_stats(AioContext *ctx, AioContextStats *stats)
 }
 
 /*
+ * cevent: count a timer callback in ctx->stats, for an embedder whose
+ * timers run through a callback of its own (the timer list does not know
+ * its context).
+ */
+void aio_context_stats_timer_dispatch(AioContext *ctx)
+{
+    ctx->stats.timer_dispatches++;
+}
+
+/*
+ * cevent: the opaque of @fd's live handler when it was registered with
+ * @opaque_release (aio_set_fd_handler_full), else NULL: an embedder that
+ * keeps a record per registration finds it the way aio_set_fd_poll() finds
+ * the node.
+ */
+void *aio_get_fd_handler_opaque(AioContext *ctx, int fd,
+                                IOHandler *opaque_release)
+{
+    AioHandler *node;
+    void *opaque = NULL;
+
+    qemu_lockcnt_inc(&ctx->list_lock);
+    node = find_aio_handler(ctx, fd);
+    if (node && node->opaque_release == opaque_release) {
+        opaque = node->opaque;
+    }
+    qemu_lockcnt_dec(&ctx->list_lock);
+    return opaque;
+}
+
+/*
+ * cevent: whether a handler that takes part in polling uses @io_poll.  For
+ * the blocking_begin hook, which runs inside aio_poll() (so the list is
+ * visited already): an embedder whose io_poll needs a lock of its own for
+ * each call keeps that lock through the spin instead of dropping it.
+ */
+bool aio_context_polls_with(AioContext *ctx, AioPollFn *io_poll)
+{
+    AioHandler *node;
+
+    QLIST_FOREACH_RCU(node, &ctx->poll_aio_handlers, node_poll) {
+        if (node->io_poll == io_poll) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* cevent: the IORING_FEAT_* flags of @ctx's ring, 0 without one */
+unsigned aio_context_io_uring_features(AioContext *ctx)
+{
+    return ctx->fdmon_io_uring_features;
+}
+
+/* cevent: whether aio_get_g_source_fd() switched @ctx to embedded use */
+bool aio_context_uses_g_source(AioContext *ctx)
+{
+    return ctx->gsource_fd >= 0;
+}
+
+/*
  * The fd-based embedding.  Upstream registers every handler's GPollFD with
  * the context's GSource, and GLib polls them.  cevent instead keeps an
  * epoll fd (ctx->gsource_fd) holding every handler fd, level-triggered:
@@ -1063,7 +1140,62 @@ int aio_get_g_source_fd(AioContext *ctx, Error **errp)
         }
     }
     qemu_lockcnt_unlock(&ctx->list_lock);
+
+    /* cevent: an outer loop may wait on the fd right away */
+    aio_gsource_arm(ctx, AIO_GSOURCE_ARMED);
     return fd;
+}
+
+/*
+ * The plain protocol: the outer loop waits on the fd for at most
+ * aio_compute_timeout() ns, then calls aio_poll(ctx, false).  It never
+ * calls aio_ctx_prepare(), so nothing raises notify_me for its wait, and
+ * aio_notify() would write nothing.  aio_gsource_arm() raises it (by 2, as
+ * a waiting aio_poll() does) when the fd is first handed out
+ * (AIO_GSOURCE_ARMED) and when the outermost aio_poll() ends
+ * (AIO_GSOURCE_ARMED_BY_POLL: the next non-blocking aio_poll() then looks
+ * at the fds, since the outer loop may have been woken by them).
+ * aio_gsource_disarm() drops it when the next aio_poll() or
+ * aio_ctx_prepare() starts, and returns how it was armed.  So inside an
+ * iteration, and all along the GLib protocol, notify_me is upstream's.
+ * Home thread only, like aio_poll(), which updates notify_me without a
+ * locked instruction too.
+ */
+void aio_gsource_arm(AioContext *ctx, int how)
+{
+    if (ctx->gsource_fd < 0 || ctx->gsource_armed) {
+        return;
+    }
+    qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) + 2);
+    ctx->gsource_armed = how;
+    if (how != AIO_GSOURCE_ARMED_BY_POLL) {
+        return;
+    }
+
+    /*
+     * notify_me must be visible before the work is looked at.  Pairs with
+     * smp_mb in aio_notify(): a notification from now on writes the event
+     * notifier, and one that came earlier published work that is seen
+     * here.  Work left for the next aio_poll() (a BH scheduled by a
+     * callback or by another thread while notify_me was low, a timer made
+     * due) makes the fd readable now, so that an outer loop that only
+     * watches the fd runs it too.
+     */
+    smp_mb();
+    if (aio_compute_timeout(ctx) == 0) {
+        event_notifier_set(&ctx->notifier);
+    }
+}
+
+int aio_gsource_disarm(AioContext *ctx)
+{
+    int how = ctx->gsource_armed;
+
+    if (how) {
+        qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) - 2);
+        ctx->gsource_armed = AIO_GSOURCE_DISARMED;
+    }
+    return how;
 }
 
 /*

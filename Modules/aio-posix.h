@@ -49,6 +49,14 @@ void aio_free_handler(AioHandler *node);
  * non-blocking poll(), as GLib does for a GSource.  Home thread only.
  */
 void aio_gsource_check_fds(AioContext *ctx);
+/* cevent: notify_me for an outer loop that skips aio_ctx_prepare() */
+enum {
+    AIO_GSOURCE_DISARMED,
+    AIO_GSOURCE_ARMED,          /* by aio_get_g_source_fd() */
+    AIO_GSOURCE_ARMED_BY_POLL,  /* at the end of the outermost aio_poll() */
+};
+void aio_gsource_arm(AioContext *ctx, int how);
+int aio_gsource_disarm(AioContext *ctx);
 
 extern const FDMonOps fdmon_poll_ops;
 

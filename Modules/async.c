@@ -27,6 +27,8 @@
 #include "qemu/rcu_queue.h"
 #include "aio-posix.h"
 
+#include <sys/eventfd.h>
+
 /***********************************************************/
 /* bottom halves (can be seen as timers which expire ASAP) */
 
@@ -312,6 +314,16 @@ aio_compute_timeout(AioContext *ctx)
 bool
 aio_ctx_prepare(AioContext *ctx, int *timeout)
 {
+    /*
+     * cevent: the GLib protocol raises notify_me itself, just below.  A
+     * notification written only because an outer loop of the plain
+     * protocol might have been waiting (aio_gsource_arm) is one upstream
+     * never writes: read it back.  Its work is seen below.
+     */
+    if (aio_gsource_disarm(ctx)) {
+        event_notifier_test_and_clear(&ctx->notifier);
+    }
+
     qatomic_set(&ctx->notify_me, qatomic_read(&ctx->notify_me) | 1);
 
     /*
@@ -551,5 +563,67 @@ void aio_context_unref(AioContext *ctx)
 {
     if (qatomic_fetch_dec(&ctx->refcnt) == 1) {
         aio_ctx_finalize(ctx);
+    }
+}
+
+/*
+ * cevent: make @ctx private to the child, right after fork(), before any
+ * other code of the child runs (no locks can be taken: a thread that held
+ * one is gone).  The kernel objects that the context shares with the
+ * parent (the notifier's eventfd, the epoll sets, the io_uring ring) must
+ * never be written, changed or submitted to by the child:
+ * - the notifier's fds are replaced (dup3) by a private eventfd, so that
+ *   aio_notify() in the child cannot wake the parent's loop;
+ * - the embedding fd and the epoll fd are closed, and the context falls
+ *   back to poll(2), so no EPOLL_CTL_DEL of the child reaches the parent;
+ * - the io_uring ring is exited in the child (unmapped and closed, nothing
+ *   submitted), unless the forking thread is itself inside aio_poll()
+ *   (@polling_here), which will finish its iteration normally first.
+ * @poller_gone: a thread that no longer exists was inside aio_poll() (or
+ * a GSource step): its visits are forgotten (list_lock's count and lock
+ * are reset, notify_me is dropped, and the BH slices of its unfinished
+ * aio_bh_poll() are dropped, with the BHs left in them), so that the
+ * context can still be destroyed.
+ */
+void aio_context_fork_child(AioContext *ctx, bool polling_here,
+                            bool poller_gone)
+{
+    EventNotifier *e = &ctx->notifier;
+    int fd;
+
+    if (e->initialized) {
+        fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) {
+            fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        }
+        if (fd >= 0) {
+            (void)dup3(fd, e->rfd, O_CLOEXEC);
+            if (e->wfd != e->rfd) {
+                (void)dup3(fd, e->wfd, O_CLOEXEC);
+            }
+            close(fd);
+        }
+    }
+
+    /* The embedding ends: nobody in the child waits on the fd */
+    aio_gsource_disarm(ctx);
+    if (ctx->gsource_fd >= 0) {
+        close(ctx->gsource_fd);
+        ctx->gsource_fd = -1;
+    }
+
+    /* Only this thread runs: list_lock need not (and cannot) be taken */
+    if (ctx->epollfd >= 0) {
+        fdmon_epoll_disable(ctx);
+    }
+
+    if (poller_gone) {
+        QSIMPLEQ_INIT(&ctx->bh_slice_list);
+        qemu_lockcnt_init(&ctx->list_lock);
+        ctx->notify_me = 0;
+        ctx->gsource_poll_depth = 0;
+    }
+    if (!polling_here) {
+        fdmon_io_uring_destroy(ctx);
     }
 }

@@ -5,7 +5,7 @@ Each test asserts what upstream asserts: the progress returned by every
 runs all tests on the main-loop context, one after the other; here each test
 gets a fresh context (``ctx`` fixture), once per backend.  A fresh context
 is "notified", so the tests that start with a blocking poll first consume
-that notification, as qemu-semantics.md section 11.6 describes.
+that notification (async.c: aio_context_new() leaves it notified).
 
 Timer tests run on CLOCK_VIRTUAL with ``clock_step`` (deterministic); one
 wall-clock variant of each timer test keeps upstream's REALTIME scenario

@@ -1,4 +1,4 @@
-"""Smoke test of the benchmark harness (issue 7): the CLI runs one
+"""Smoke test of the benchmark harness (Lib/cevent/_bench): the CLI runs one
 workload with tiny sizes and writes valid JSON.  Timings are never checked
 (they are for comparison only, never pass/fail)."""
 

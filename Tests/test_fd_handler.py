@@ -1,5 +1,6 @@
 """AioContext.set_fd_handler: read/write/poll handlers on descriptors
-(aio_set_fd_handler and the dispatch rules of qemu-semantics.md 3.4)."""
+(aio_set_fd_handler and the dispatch rules of aio_dispatch_handler in
+Modules/aio-posix.c)."""
 
 import gc
 import os

@@ -1,5 +1,6 @@
 """QEMU's tests/unit/test-fdmon-epoll.c (deleted upstream in May 2023) and
-the fd-monitor transitions of qemu-semantics.md section 4.5.
+the fd-monitor transitions of Modules/fdmon-epoll.c (poll to epoll at
+the threshold, back to poll for an fd epoll refuses).
 
 A context forced to ``"epoll"`` starts on fdmon-poll with an epoll fd
 prepared and upgrades to fdmon-epoll once a wait sees at least

@@ -1,5 +1,5 @@
-"""cevent.IOThread: QEMU's IOThread (iothread.c, Appendix A of
-qemu-semantics.md)."""
+"""cevent.IOThread: QEMU's IOThread (iothread.c): a thread that runs an
+AioContext's loop until it is stopped."""
 
 import socket
 import threading

@@ -264,7 +264,7 @@ def test_loop_cycle_is_collected():
 def test_configure_rejects_bad_arguments():
     from cevent import _loop
 
-    good = (asyncio.Handle, _loop._TimerHandle, (), print, print, print,
+    good = (asyncio.Handle, _loop.TimerHandle, (), print, print, print,
             print, asyncio.Future)
 
     def configure(**change):
@@ -379,14 +379,14 @@ def _noop():
 
 
 def test_call_later_makes_a_timer_handle(loop):
-    from cevent._loop import _TimerHandle
+    from cevent._loop import TimerHandle
 
     def cb(*args):
         pass
 
     before = cevent.clock_ns()
     h = loop.call_later(0.5, cb, 1, 2)
-    assert type(h) is _TimerHandle
+    assert type(h) is TimerHandle
     assert isinstance(h, asyncio.TimerHandle)
     assert h._callback is cb and h._args == (1, 2) and h._loop is loop
     assert h._scheduled is True and h._cancelled is False
@@ -471,7 +471,7 @@ def test_cancelled_timers_purged_in_c(loop):
 
 
 def test_scheduled_attribute_assignment(loop):
-    from cevent._loop import _TimerHandle
+    from cevent._loop import TimerHandle
 
     got = []
     a = loop.call_later(100, got.append, "a")
@@ -486,8 +486,8 @@ def test_scheduled_attribute_assignment(loop):
     with pytest.raises(TypeError):
         loop._scheduled = [a, "x"]
     assert set(loop._scheduled) == {a, plain}      # unchanged on error
-    # a _TimerHandle whose _when_ns was never set is ordered by its _when
-    b = _TimerHandle(loop.time() - 2, got.append, ("b",), loop)
+    # a TimerHandle whose _when_ns was never set is ordered by its _when
+    b = TimerHandle(loop.time() - 2, got.append, ("b",), loop)
     loop._scheduled = [a, plain, b]
     run_pending(loop)
     assert got == ["b", "plain"]
@@ -763,8 +763,8 @@ def test_debug_timer_helper_must_return_a_timer_handle(loop):
 
     def configure(new_timer_debug):
         _cevent._loopcore_configure(
-            events.Handle, _loop._TimerHandle,
-            (events.Handle, events.TimerHandle, _loop._TimerHandle),
+            events.Handle, _loop.TimerHandle,
+            (events.Handle, events.TimerHandle, _loop.TimerHandle),
             _loop._handle_exception, base_events.BaseEventLoop.call_soon,
             base_events.BaseEventLoop.call_soon_threadsafe, new_timer_debug,
             asyncio.Future)

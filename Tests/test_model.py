@@ -1,5 +1,6 @@
 """Model-based testing: a small pure-Python reference model of QEMU's
-AioContext (qemu-semantics.md sections 3, 6, 7 and 12) runs side by side
+AioContext (BHs, fd handlers, timers and notifications, as in
+Modules/aio-posix.c, async.c and qemu-timer.c) runs side by side
 with a real ``cevent.AioContext`` on every backend, driven by hypothesis'
 ``RuleBasedStateMachine``.  Any divergence fails the test.
 

@@ -87,3 +87,59 @@ def test_divergences_are_tagged():
     """Every port file that diverges says so with cevent: tags."""
     for name in ["aio-posix.c", "async.c", "fdmon-io_uring.c", "qemu-timer.c"]:
         assert "cevent:" in (MODULES / name).read_text(), name
+
+
+# ---- the binding sees the port only through its public headers ----------
+
+BINDING = MODULES / "_cevent"
+BINDING_FILES = sorted(BINDING.glob("*.[ch]"))
+
+#: The port's private headers: what QEMU keeps under util/.
+PRIVATE_PORT_HEADERS = ["aio-posix.h"]
+
+
+def aio_context_fields():
+    """Member names of struct AioContext (Modules/include/block/aio.h)."""
+    text = (MODULES / "include" / "block" / "aio.h").read_text()
+    body = re.search(r"^struct AioContext \{(.*?)^\};", text, re.M | re.S)
+    assert body, "struct AioContext not found"
+    body = re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S)
+    fields = set()
+    for decl in body.split(";"):
+        m = re.search(r"(\w+)\s*(\[[^\]]*\])?\s*$", decl.strip())
+        if m:
+            fields.add(m.group(1))
+    return fields
+
+
+def test_aio_context_fields_found():
+    fields = aio_context_fields()
+    for name in ["notify_me", "list_lock", "gsource_fd", "aio_handlers",
+                 "bh_slice_list", "stats", "notifier", "tlg"]:
+        assert name in fields, name
+
+
+@pytest.mark.parametrize("path", BINDING_FILES, ids=lambda p: p.name)
+def test_binding_uses_public_port_headers_only(path):
+    text = path.read_text()
+    for header in PRIVATE_PORT_HEADERS:
+        assert not re.search(r'#\s*include\s+"(\.\./)?%s"' % re.escape(header),
+                             text), f"{path.name} includes {header}"
+
+
+@pytest.mark.parametrize("path", BINDING_FILES, ids=lambda p: p.name)
+def test_binding_touches_no_port_internal_field(path):
+    """No AioContext member and no AioHandler node is reached into: what
+    the binding needs becomes a port function (Modules/PORTING.md)."""
+    fields = aio_context_fields()
+    # Comments out, line numbers kept.
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"),
+                  path.read_text(), flags=re.S)
+    bad = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for m in re.finditer(r"(?:\bctx|->ctx)\s*->\s*(\w+)", line):
+            if m.group(1) in fields:
+                bad.append(f"{path.name}:{lineno}: ->{m.group(1)}")
+        if re.search(r"\bAioHandler\b", line):
+            bad.append(f"{path.name}:{lineno}: AioHandler")
+    assert not bad, "\n".join(bad)

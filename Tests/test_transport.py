@@ -331,9 +331,29 @@ def _readable_pair():
 
 
 def test_fd_callbacks_run_during_the_poll(loop):
-    """Outside debug mode a reader runs when the poll finds its fd, and
-    what it queues runs in the same iteration (uvloop's order); handles
-    queued before the poll run after it."""
+    """Outside debug mode, with nothing queued before the poll, a reader
+    runs when the poll finds its fd, and what it queues runs in the same
+    iteration (one _run_once() call, no second poll)."""
+    order = []
+    r, w = _readable_pair()
+
+    def reader():
+        order.append("reader")
+        r.recv(1)
+        loop.call_soon(order.append, "queued by reader")
+
+    loop.add_reader(r, reader)
+    loop._run_once()
+    assert order == ["reader", "queued by reader"]
+    loop.remove_reader(r)
+    r.close()
+    w.close()
+
+
+def test_fd_callbacks_after_handles_queued_before(loop):
+    """A handle queued before the poll runs before the reader the poll
+    finds, as in asyncio; what the reader queues runs one iteration
+    later."""
     order = []
     r, w = _readable_pair()
 
@@ -345,7 +365,9 @@ def test_fd_callbacks_run_during_the_poll(loop):
     loop.add_reader(r, reader)
     loop.call_soon(order.append, "queued before")
     loop._run_once()
-    assert order == ["reader", "queued before", "queued by reader"]
+    assert order == ["queued before", "reader"]
+    loop._run_once()
+    assert order == ["queued before", "reader", "queued by reader"]
     loop.remove_reader(r)
     r.close()
     w.close()

@@ -68,10 +68,16 @@ def _noop() -> None:
 _seconds_to_ns_ceil: Callable[[float], int] = _ns_ceil
 
 
-class _TimerHandle(events.TimerHandle):
-    """A TimerHandle that also knows its deadline in integer ns on the
-    loop's clock; the heap is ordered by it and the loop runs the handle
-    only once ``clock_ns() >= _when_ns``."""
+class TimerHandle(events.TimerHandle):
+    """The handle ``call_later``/``call_at`` return: an
+    :class:`asyncio.TimerHandle` that also knows its deadline in integer ns
+    on the loop's clock; the heap is ordered by it and the loop runs the
+    handle only once ``clock_ns() >= _when_ns``.
+
+    It has asyncio's class name, so ``repr()`` and the debug-mode "Executing
+    ... took N seconds" warning print ``<TimerHandle ...>`` as on asyncio's
+    loop.
+    """
 
     __slots__ = ("_when_ns",)
 
@@ -102,13 +108,13 @@ def _handle_exception(handle: events.Handle, exc: BaseException) -> None:
 
 def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
                      callback: Callable[..., object], args: tuple[Any, ...],
-                     context: Context | None) -> _TimerHandle:
+                     context: Context | None) -> TimerHandle:
     """The timer handle of ``call_later``/``call_at`` in debug mode, made
     as ``BaseEventLoop.call_at`` does (thread and callback checks, a source
     traceback ending at the caller); ``_LoopCore`` pushes it."""
     loop._check_thread()
     loop._check_callback(callback, name)
-    timer = _TimerHandle(when, callback, args, loop, context)
+    timer = TimerHandle(when, callback, args, loop, context)
     if timer._source_traceback:
         del timer._source_traceback[-1]
     timer._when_ns = when_ns
@@ -116,10 +122,10 @@ def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
 
 
 # The native core makes plain asyncio Handles in call_soon() and
-# _TimerHandles in call_later()/call_at(), runs the handles whose _run is
+# TimerHandles in call_later()/call_at(), runs the handles whose _run is
 # Handle._run itself, and makes asyncio Futures in create_future().
-_loopcore_configure(events.Handle, _TimerHandle,
-                    (events.Handle, events.TimerHandle, _TimerHandle),
+_loopcore_configure(events.Handle, TimerHandle,
+                    (events.Handle, events.TimerHandle, TimerHandle),
                     _handle_exception,
                     base_events.BaseEventLoop.call_soon,
                     base_events.BaseEventLoop.call_soon_threadsafe,

@@ -12,12 +12,14 @@
  * Lifetime of the QEMUBH:
  * - delete(): qemu_bh_delete(); the next aio_bh_poll() frees it.
  * - the object dies while the context is open: qemu_bh_orphan(), so that a
- *   scheduled BH still runs once (API.md) and is then freed; an unscheduled
+ *   scheduled BH still runs once (a BH handed to schedule() is a promise
+ *   to run it, as the README's Lifetimes say) and is then freed; an unscheduled
  *   one is deleted.
  * - the context closes: qemu_bh_delete(), and the context's finalizer frees
  *   it.
  * - schedule() from a thread other than the home thread releases the GIL
- *   around qemu_bh_schedule() (perf-notes item 2).  Meanwhile the home
+ *   around qemu_bh_schedule(), so that the woken loop thread finds the GIL
+ *   free.  Meanwhile the home
  *   thread may delete the BH and run aio_bh_poll(), or close the context.
  *   So the scheduler holds a reference to the AioContext (the finalizer
  *   waits for it) and counts itself in self->schedulers; delete() and

@@ -14,7 +14,6 @@
  */
 
 #include "module.h"
-#include "aio-posix.h"
 
 Py_ssize_t cev_live_records = 0;
 

@@ -6,13 +6,10 @@
 
 #include "module.h"
 #include "qapi/error.h"
-#include "aio-posix.h"
 #include "qemu/rcu_queue.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <pythread.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 Py_ssize_t cev_live_contexts = 0;
@@ -20,31 +17,22 @@ Py_ssize_t cev_live_contexts = 0;
 /* ---- fork policy ------------------------------------------------------ */
 
 /*
- * cevent fork policy (added by the reliability work, issue 5): a context
- * belongs to the process that created it.  In a fork child every method
- * but close() raises RuntimeError (cev_context_check_open), and close()
- * only releases the child's own copies: the kernel objects (eventfd,
- * epoll set, io_uring ring) are shared with the parent, so the child must
- * never write, EPOLL_CTL_* or submit to them.
+ * cevent fork policy: a context belongs to the process that created it.
+ * In a fork child every method but close() raises RuntimeError
+ * (cev_context_check_open), and close() only releases the child's own
+ * copies: the kernel objects (eventfd, epoll set, io_uring ring) are shared
+ * with the parent, so the child must never write, EPOLL_CTL_* or submit to
+ * them.
  *
  * To guarantee that even for paths that do not go through a method check
  * (a BH or timer object of the context used in the child, a callback of an
  * iteration the forking thread was running), the fork child handler below
- * detaches every open context at once, before any Python code runs:
- * - the context notifier's fds are replaced (dup3) by a private eventfd,
- *   so aio_notify() in the child cannot wake the parent's loop;
- * - the epoll fd (and the embedding fd of fileno()) are closed in the
- *   child, the context falls back to poll(2), so no EPOLL_CTL_DEL of the
- *   child reaches the parent's epoll set;
- * - the io_uring ring is exited in the child (munmap + close of the
- *   child's ring fd, no submission), which leaves the parent's ring and its
- *   in-flight polls alone;
- * - visits of threads that do not exist in the child (an IOThread blocked
- *   in poll()) are forgotten: list_lock's counter and lock are reset and
- *   the BH slices of their unfinished aio_bh_poll() are dropped, so that
- *   close() can free everything else.
+ * detaches every open context at once, before any Python code runs, with
+ * the port's aio_context_fork_child() (Modules/async.c says what it does).
  * Only the thread that called fork() survives; if it was itself polling
- * the context (fork() from a callback), its iteration finishes normally.
+ * the context (fork() from a callback), its iteration finishes normally;
+ * the visits of a thread that the child lacks (an IOThread blocked in
+ * poll()) are forgotten.
  */
 static pid_t cev_pid;                   /* this process */
 static ContextObject *cev_open_contexts; /* linked with fork_prev/next */
@@ -66,30 +54,6 @@ context_atfork_parent(void)
     pthread_mutex_unlock(&cev_open_lock);
 }
 
-/* Make @ctx's notifier private to this (child) process. */
-static void
-context_fork_private_notifier(AioContext *ctx)
-{
-    EventNotifier *e = &ctx->notifier;
-    int fd;
-
-    if (!e->initialized) {
-        return;
-    }
-    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) {
-        fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    }
-    if (fd < 0) {
-        return;
-    }
-    (void)dup3(fd, e->rfd, O_CLOEXEC);
-    if (e->wfd != e->rfd) {
-        (void)dup3(fd, e->wfd, O_CLOEXEC);
-    }
-    close(fd);
-}
-
 /* Runs in the child inside fork(): C only, no Python API. */
 static void
 context_atfork_child(void)
@@ -101,33 +65,15 @@ context_atfork_child(void)
     qemu_timer_atfork_child();
     for (ContextObject *self = cev_open_contexts; self != NULL;
          self = self->fork_next) {
-        AioContext *ctx = self->ctx;
+        bool polling = self->poll_depth > 0;
 
-        if (ctx == NULL) {
+        if (self->ctx == NULL) {
             continue;
         }
-        context_fork_private_notifier(ctx);
-        if (ctx->gsource_fd >= 0) {
-            close(ctx->gsource_fd);
-            ctx->gsource_fd = -1;
-        }
-        if (ctx->epollfd >= 0) {
-            fdmon_epoll_disable(ctx);
-        }
-        if (self->poll_depth > 0 && self->home != me) {
-            /*
-             * The polling thread is gone: forget its visits.  BHs left in
-             * the slices of its unfinished aio_bh_poll() (only when it was
-             * inside a BH callback that released the GIL) are leaked.
-             */
-            QSIMPLEQ_INIT(&ctx->bh_slice_list);
-            qemu_lockcnt_init(&ctx->list_lock);
-            ctx->notify_me = 0;
+        aio_context_fork_child(self->ctx, polling && self->home == me,
+                               polling && self->home != me);
+        if (polling && self->home != me) {
             self->poll_depth = 0;
-        }
-        if (self->poll_depth == 0) {
-            /* Not while the forking thread itself runs an iteration. */
-            fdmon_io_uring_destroy(ctx);
         }
     }
 }
@@ -307,7 +253,7 @@ context_blocking_begin(AioContext *ctx, AioBlockingKind kind,
 
     if (kind == AIO_BLOCKING_WAIT && PyErr_CheckSignals() < 0) {
         /*
-         * Signals (issue 5): one that arrived since Python last looked (in
+         * Signals: one that arrived since Python last looked (in
          * the spin, or in C code before the wait) would otherwise only be
          * seen after the next event.  notify_me is raised here, so the
          * notification makes the wait return at once.
@@ -315,15 +261,10 @@ context_blocking_begin(AioContext *ctx, AioBlockingKind kind,
         cev_context_store_exception(self, NULL);
         aio_notify(ctx);
     }
-    if (kind == AIO_BLOCKING_SPIN) {
-        AioHandler *node;
-
-        /* A Python io_poll needs the GIL for every call: keep it. */
-        QLIST_FOREACH(node, &ctx->poll_aio_handlers, node_poll) {
-            if (node->io_poll == cev_io_poll_trampoline) {
-                return NULL;
-            }
-        }
+    /* A Python io_poll needs the GIL for every call: keep it. */
+    if (kind == AIO_BLOCKING_SPIN &&
+        aio_context_polls_with(ctx, cev_io_poll_trampoline)) {
+        return NULL;
     }
     return PyEval_SaveThread();
 }
@@ -748,9 +689,7 @@ context_set_event_notifier_poll(ContextObject *self, PyObject *args,
     PyObject *nobj, *begin = Py_None, *end = Py_None;
     NotifierObject *notifier;
     cevent_state *state = cevent_state_by_type(Py_TYPE(self));
-    AioHandler *node;
-    cev_record *rec = NULL;
-    int fd;
+    cev_record *rec;
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds,
                                      "O|OO:set_event_notifier_poll", kwlist,
@@ -769,16 +708,10 @@ context_set_event_notifier_poll(ContextObject *self, PyObject *args,
         check_callback(end, "io_poll_end", false, state) < 0) {
         return NULL;
     }
-    fd = event_notifier_get_fd(&notifier->notifier);
-    /* The current registration of fd, as aio_set_fd_poll() finds it. */
-    QLIST_FOREACH(node, &self->ctx->aio_handlers, node) {
-        if (node->pfd.fd == fd && !QLIST_IS_INSERTED(node, node_deleted)) {
-            if (node->opaque_release == cev_record_release) {
-                rec = node->opaque;
-            }
-            break;
-        }
-    }
+    /* The current registration of the fd, as aio_set_fd_poll() finds it. */
+    rec = aio_get_fd_handler_opaque(
+        self->ctx, event_notifier_get_fd(&notifier->notifier),
+        cev_record_release);
     if (rec == NULL) {
         Py_RETURN_NONE; /* not registered: nothing to do, as QEMU */
     }
@@ -985,7 +918,7 @@ context_fileno(ContextObject *self, PyObject *Py_UNUSED(ignored))
         cev_context_check_home(self) < 0) {
         return NULL;
     }
-    if (self->poll_depth > 0 && self->ctx->gsource_fd < 0) {
+    if (self->poll_depth > 0 && !aio_context_uses_g_source(self->ctx)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "fileno() cannot switch to embedded use while "
                         "poll() is running");
@@ -1309,7 +1242,7 @@ context_get_io_uring_features(ContextObject *self, void *Py_UNUSED(closure))
     if (cev_context_check_open(self) < 0) {
         return NULL;
     }
-    return PyLong_FromUnsignedLong(self->ctx->fdmon_io_uring_features);
+    return PyLong_FromUnsignedLong(aio_context_io_uring_features(self->ctx));
 }
 
 #define CONTEXT_INT64_GETTER(field) \

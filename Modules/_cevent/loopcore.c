@@ -13,7 +13,7 @@
  *     descriptors' offsets, which is what Handle.__init__ would store) and
  *     appends it to the ready queue; call_soon_threadsafe() does the same
  *     and wakes the loop with AioContext.notify();
- *   - call_later() and call_at() make a cevent._loop._TimerHandle (an
+ *   - call_later() and call_at() make a cevent._loop.TimerHandle (an
  *     asyncio TimerHandle that also carries its deadline in integer ns,
  *     rounded up) and push it on the loop's timer heap.  The heap is a C
  *     array of (deadline ns, sequence, handle): comparisons are integer
@@ -71,9 +71,24 @@ typedef struct {
     char closed;
     char debug;
     char stopping;
-    char inline_io;         /* _run_once() is in ctx.poll(), not debug */
+    char io_mode;           /* LOOP_IO_*: how fd handles found now run */
     char iterate;           /* _run_once() iterates until stop() */
 } LoopCoreObject;
+
+/*
+ * What the fd handlers (_FdWatch) do with the reader and writer handles of
+ * the fds a poll finds.  asyncio queues them behind the handles already
+ * ready, and runs the timers that are due after them.  Running them at once
+ * saves the second poll that would otherwise come before the handles they
+ * queue (a stream's wake-up) could run, but keeps asyncio's order only when
+ * nothing was ready before them: so the choice is made at the first fd
+ * handler of each poll of _run_once(), outside debug mode.
+ */
+enum {
+    LOOP_IO_QUEUE,          /* append to the ready queue, as asyncio does */
+    LOOP_IO_UNDECIDED,      /* inline if the ready queue is empty */
+    LOOP_IO_INLINE,         /* run at once */
+};
 
 /* The Handle slots filled by call_soon(), by name. */
 enum {
@@ -86,7 +101,7 @@ static const char *const handle_slot_names[CEV_LOOP_HANDLE_SLOTS] = {
     "_repr", "_context",
 };
 
-/* The slots a TimerHandle (_TimerHandle) adds. */
+/* The slots a TimerHandle (TimerHandle) adds. */
 enum { TSLOT_SCHEDULED, TSLOT_WHEN, TSLOT_WHEN_NS };
 
 static const char *const timer_slot_names[CEV_LOOP_TIMER_SLOTS] = {
@@ -140,6 +155,7 @@ cev_loopcore_state_init(cev_loop_config *cfg)
 
     INTERN(str_append, "append");
     INTERN(str_popleft, "popleft");
+    INTERN(str_appendleft, "appendleft");
     INTERN(str__run, "_run");
     INTERN(str__cancelled, "_cancelled");
     INTERN(str__when, "_when");
@@ -171,6 +187,7 @@ cev_loopcore_state_init(cev_loop_config *cfg)
         op((cfg)->kwnames_loop);                \
         op((cfg)->str_append);                  \
         op((cfg)->str_popleft);                 \
+        op((cfg)->str_appendleft);              \
         op((cfg)->str__run);                    \
         op((cfg)->str__cancelled);              \
         op((cfg)->str__when);                   \
@@ -1178,6 +1195,67 @@ loopcore_arm(cev_loop_config *cfg, LoopCoreObject *self, int64_t deadline_ns)
     return 0;
 }
 
+/*
+ * The due timers after a poll whose fd handles ran inline.  The ready queue
+ * then holds only what those handles queued, which asyncio would run in
+ * its next iteration, after the timers that are due now: so these go in
+ * front of it, in deadline order.  A timer that the handles scheduled
+ * during the poll (sequence number @seq or later) stays on the heap until
+ * the next iteration, as in asyncio, where the timers are collected before
+ * the fd handles run.
+ */
+static int
+loopcore_queue_due_first(cev_loop_config *cfg, LoopCoreObject *self,
+                         uint64_t seq)
+{
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    LoopTimer *popped;
+    Py_ssize_t npopped = 0, i;
+    int rc = 0;
+
+    if (self->heap[0].when > now) {
+        return 0;
+    }
+    popped = PyMem_New(LoopTimer, self->nheap);
+    if (popped == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    while (self->nheap > 0 && self->heap[0].when <= now) {
+        popped[npopped] = self->heap[0];
+        popped[npopped].handle = loopcore_heap_pop(self);
+        npopped++;
+    }
+    /* Put back the new ones first: the heap is whole before Python runs. */
+    for (i = 0; i < npopped; i++) {
+        if (popped[i].seq >= seq) {
+            self->heap[self->nheap] = popped[i];
+            loopcore_heap_sift_up(self->heap, self->nheap);
+            self->nheap++;
+            popped[i].handle = NULL;
+        }
+    }
+    for (i = npopped - 1; i >= 0; i--) {
+        PyObject *handle = popped[i].handle, *res;
+
+        if (handle == NULL) {
+            continue;
+        }
+        loopcore_timer_set_scheduled(cfg, handle, false);
+        if (rc == 0) {
+            res = PyObject_CallMethodOneArg(self->ready, cfg->str_appendleft,
+                                            handle);
+            if (res == NULL) {
+                rc = -1;
+            }
+            Py_XDECREF(res);
+        }
+        Py_DECREF(handle);
+    }
+    PyMem_Free(popped);
+    return rc;
+}
+
 PyDoc_STRVAR(loopcore__run_once_doc,
 "_run_once($self, /)\n--\n\n"
 "One loop iteration, as BaseEventLoop._run_once(): AioContext.poll()\n"
@@ -1190,8 +1268,9 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
 {
     PyObject *res;
     Py_ssize_t ntodo;
-    bool blocking;
-    char inline_io;
+    bool blocking, ran_inline;
+    char io_mode;
+    uint64_t seq;
     int rc;
 
     /* Purge cancelled timers: all of them, or those at the top. */
@@ -1222,16 +1301,23 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
         loopcore_arm(cfg, self, self->heap[0].when) < 0) {
         return -1;
     }
-    inline_io = self->inline_io;
-    self->inline_io = !self->debug;
+    io_mode = self->io_mode;
+    self->io_mode = self->debug ? LOOP_IO_QUEUE : LOOP_IO_UNDECIDED;
+    seq = self->next_seq;
     rc = cev_context_poll((ContextObject *)self->context, blocking);
-    self->inline_io = inline_io;
+    ran_inline = self->io_mode == LOOP_IO_INLINE;
+    self->io_mode = io_mode;
     if (rc < 0) {
         return -1;
     }
 
     /* The timers that are due go to the ready queue. */
-    if (self->nheap > 0) {
+    if (ran_inline) {
+        if (self->nheap > 0 && loopcore_queue_due_first(cfg, self, seq) < 0) {
+            return -1;
+        }
+    }
+    else if (self->nheap > 0) {
         int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
 
         while (self->nheap > 0 && self->heap[0].when <= now) {
@@ -1799,18 +1885,31 @@ fdwatch_handle(PyObject *key, Py_ssize_t index)
 }
 
 /*
- * Run the handle now rather than queue it?  Yes while the loop's
- * _run_once() waits in ctx.poll() (outside debug mode), unless a callback
- * of this poll has already raised an exception that will propagate: the
- * rest are queued, as asyncio leaves them on the ready queue.
+ * Run the handle now rather than queue it (1), or not (0), or -1 with an
+ * exception set.  Inline while the loop's _run_once() polls, outside debug
+ * mode, when nothing was ready before this poll's first fd handle (see
+ * LOOP_IO_UNDECIDED), and unless a callback of this poll has already
+ * raised an exception that will propagate: the rest are queued, as asyncio
+ * leaves them on the ready queue.
  */
-static bool
+static int
 fdwatch_runs_inline(FdWatchObject *self)
 {
     LoopCoreObject *loop = (LoopCoreObject *)self->loop;
 
-    return loop != NULL && loop->inline_io && loop->context != NULL &&
-           ((ContextObject *)loop->context)->exc_type == NULL;
+    if (loop == NULL || loop->context == NULL ||
+        ((ContextObject *)loop->context)->exc_type != NULL) {
+        return 0;
+    }
+    if (loop->io_mode == LOOP_IO_UNDECIDED) {
+        Py_ssize_t n = PyObject_Length(loop->ready);
+
+        if (n < 0) {
+            return -1;
+        }
+        loop->io_mode = n == 0 ? LOOP_IO_INLINE : LOOP_IO_QUEUE;
+    }
+    return loop->io_mode == LOOP_IO_INLINE;
 }
 
 static PyObject *
@@ -1819,7 +1918,7 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
     cev_loop_config *cfg = self->cfg;
     PyObject *key, *handle, *res;
     bool plain;
-    int cancelled;
+    int cancelled, inline_io;
 
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
@@ -1841,7 +1940,10 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
         res = PyObject_CallMethod(self->selector, "_drop_cancelled", "Oi",
                                   PyTuple_GET_ITEM(key, KEY_FD), event);
     }
-    else if (fdwatch_runs_inline(self)) {
+    else if ((inline_io = fdwatch_runs_inline(self)) < 0) {
+        res = NULL;
+    }
+    else if (inline_io) {
         res = loopcore_run_live_handle(cfg, handle, plain) < 0 ? NULL
                                                                : Py_None;
         Py_XINCREF(res);

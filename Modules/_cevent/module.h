@@ -49,17 +49,18 @@
 
 typedef struct {
     PyObject *handle_type;           /* asyncio.events.Handle */
-    PyObject *timer_type;            /* cevent._loop._TimerHandle */
+    PyObject *timer_type;            /* cevent._loop.TimerHandle */
     PyObject *plain_handle_types;    /* tuple: types run natively */
     PyObject *exc_hook;              /* exc_hook(handle, exc) */
     PyObject *py_call_soon;          /* BaseEventLoop.call_soon */
     PyObject *py_call_soon_threadsafe;
-    PyObject *new_timer_debug;       /* _TimerHandle maker for debug mode */
+    PyObject *new_timer_debug;       /* TimerHandle maker for debug mode */
     PyObject *future_type;           /* asyncio.Future, for create_future */
     Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
     Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
     PyObject *str_append;            /* interned names */
     PyObject *str_popleft;
+    PyObject *str_appendleft;
     PyObject *str__run;
     PyObject *str__cancelled;
     PyObject *str__when;
@@ -292,7 +293,8 @@ int cev_context_check_home(ContextObject *self);
 void cev_context_store_exception(ContextObject *self, PyObject *culprit);
 /*
  * Whether a wake-up of @self's loop from this thread should be published
- * with the GIL released: true off the home thread (perf-notes item 2).
+ * with the GIL released: true off the home thread, where the woken loop
+ * thread would otherwise wait for the GIL the waker still holds.
  */
 bool cev_context_wake_needs_release(ContextObject *self);
 

@@ -95,7 +95,8 @@ notifier_set(NotifierObject *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     }
     /*
-     * Let a loop thread that wakes up find the GIL free (perf-notes 2).
+     * Let a loop thread that wakes up find the GIL free: it would
+     * otherwise wait for the GIL this thread still holds.
      * Without the GIL, use a copy: close() may run meanwhile.
      */
     e = self->notifier;

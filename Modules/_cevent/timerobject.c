@@ -8,7 +8,8 @@
  * to its callback and to its context, and is linked (borrowed) into
  * context->timers so that close() can detach it.
  *
- * An armed timer must stay alive with no Python reference (API.md), so
+ * An armed timer must stay alive with no Python reference (a user may
+ * arm it and drop it, as with a QEMU timer; README, Lifetimes), so
  * while the QEMUTimer is pending the object holds a reference to itself
  * ("armed").  For the garbage collector that reference belongs to the
  * context (context_traverse visits it).  The invariant, whenever the GIL is
@@ -121,7 +122,7 @@ timerobj_trampoline(void *opaque)
     callback = self->callback;
     assert(context != NULL && context->ctx != NULL && callback != NULL);
 
-    context->ctx->stats.timer_dispatches++;
+    aio_context_stats_timer_dispatch(context->ctx);
     /* The callback may delete the timer, drop it, or close over it. */
     Py_INCREF(context);
     Py_INCREF(callback);

@@ -1,5 +1,4 @@
-"""cevent's benchmark harness (issue 7): every workload of
-``ANCHORS.md`` for cevent (each backend, polling off and on where it
+"""cevent's benchmark harness: every workload of ``workloads/`` for cevent (each backend, polling off and on where it
 matters) side by side with asyncio's default loop and uvloop, in the same
 run and the same process layout.
 

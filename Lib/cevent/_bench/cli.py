@@ -56,7 +56,7 @@ def build_parser(prog=None):
     parser = argparse.ArgumentParser(
         prog=prog,
         description="cevent vs asyncio vs uvloop, side by side "
-                    "(workloads of ANCHORS.md)")
+                    "(the workloads of Lib/cevent/_bench/workloads)")
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes (about 3 minutes on 2 cores)")
     parser.add_argument("--only", nargs="+", metavar="WORKLOAD",

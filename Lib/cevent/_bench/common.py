@@ -76,7 +76,7 @@ def max_idle_fds(margin=200):
 
 def collect():
     """The garbage collector stays on; collect before each timed section
-    (as ANCHORS.md does)."""
+    (so that garbage of one section is not collected in the next)."""
     gc.collect()
 
 

@@ -3,7 +3,7 @@
 A loop spec is a small dict (it travels to the worker subprocess as JSON):
 
 * ``{"kind": "asyncio"}``: ``asyncio.SelectorEventLoop()`` (EpollSelector
-  here), debug off, as in ANCHORS.md;
+  here), debug off;
 * ``{"kind": "uvloop"}``: ``uvloop.new_event_loop()``;
 * ``{"kind": "cevent.Loop", "backend": B, "poll_max_ns": P}``:
   ``cevent.new_event_loop(backend=B)``, the asyncio face (B None: the
@@ -78,7 +78,7 @@ def cevent_loop_status():
         factory = getattr(cevent, "new_event_loop", None)
         if factory is None:
             return False, ("cevent.new_event_loop does not exist yet "
-                           "(the asyncio face, issue 8)")
+                           "(a build older than the asyncio face)")
         loop = factory()
         loop.close()
     except Exception as exc:  # noqa: BLE001 - any failure means "skip"

@@ -282,10 +282,15 @@ struct AioContext {
     /*
      * fd-based embedding (cevent's stand-in for the GSource): an epoll fd
      * watching every handler fd and the context notifier, -1 when the
-     * context was never embedded (aio_get_g_source_fd).
+     * context was never embedded (aio_get_g_source_fd).  gsource_armed:
+     * whether notify_me holds 2 for an outer loop that may be waiting on
+     * the fd without aio_ctx_prepare() (aio_gsource_arm);
+     * gsource_poll_depth: aio_poll() calls in progress.
      */
     int gsource_fd;
     bool gsource_destroyed;
+    int gsource_armed;
+    unsigned gsource_poll_depth;
 
     AioContextStats stats;
 };
@@ -549,9 +554,45 @@ void aio_set_event_notifier_poll(AioContext *ctx,
  * cevent: the fd-based stand-in for aio_get_g_source().  Switches the
  * context to embedded use (aio_context_use_g_source) on the first call and
  * returns a descriptor that is readable whenever a handler fd is ready or
- * the context was notified between aio_ctx_prepare() and aio_ctx_check().
+ * the context was notified while an outer loop may be waiting.  Two
+ * protocols drive it: GLib's (aio_ctx_prepare(), wait on the fd,
+ * aio_ctx_check(), aio_ctx_dispatch()) and the plain one (wait on the fd
+ * for at most aio_compute_timeout() ns, then aio_poll(ctx, false)); see
+ * aio_gsource_arm().  From the first call on, a non-blocking aio_poll()
+ * always looks at the fds.
  */
 int aio_get_g_source_fd(AioContext *ctx, Error **errp);
+
+/* cevent: whether aio_get_g_source_fd() switched @ctx to embedded use. */
+bool aio_context_uses_g_source(AioContext *ctx);
+
+/*
+ * cevent: the opaque of @fd's live handler when it was registered with
+ * @opaque_release (aio_set_fd_handler_full), else NULL.
+ */
+void *aio_get_fd_handler_opaque(AioContext *ctx, int fd,
+                                IOHandler *opaque_release);
+
+/*
+ * cevent: whether a handler taking part in polling has @io_poll.  Only
+ * inside aio_poll() (from the blocking hooks).
+ */
+bool aio_context_polls_with(AioContext *ctx, AioPollFn *io_poll);
+
+/* cevent: the IORING_FEAT_* flags of @ctx's ring, 0 without one. */
+unsigned aio_context_io_uring_features(AioContext *ctx);
+
+/* cevent: count a timer callback run by the embedder in the statistics. */
+void aio_context_stats_timer_dispatch(AioContext *ctx);
+
+/*
+ * cevent: in a child right after fork(), detach @ctx from the kernel
+ * objects it shares with the parent (see async.c).  @polling_here: the
+ * forking thread is inside aio_poll() of @ctx; @poller_gone: another
+ * thread, which the child lacks, was.
+ */
+void aio_context_fork_child(AioContext *ctx, bool polling_here,
+                            bool poller_gone);
 
 /*
  * The GSource callbacks, on an AioContext (cevent: no GSource).

@@ -1,4 +1,4 @@
-"""Callback throughput: chains and batches (ANCHORS.md section 3).
+"""Callback throughput: chains and batches.
 
 ``chain``: each callback schedules the next one.  asyncio, uvloop,
 cevent.Loop: ``loop.call_soon(step)`` (one loop iteration per step);

@@ -1,4 +1,4 @@
-"""fd readiness dispatch: socketpair ping-pong (ANCHORS.md section 2).
+"""fd readiness dispatch: socketpair ping-pong.
 
 One non-blocking AF_UNIX ``socketpair()``; both ends are readers of the
 same loop, in one thread: ``on_a`` reads 1 byte and writes 1 byte to ``a``,

@@ -1,5 +1,4 @@
-"""Idle-fd scaling: one loop iteration with N idle fds (ANCHORS.md
-section 5).
+"""Idle-fd scaling: one loop iteration with N idle fds.
 
 N = 1, 10, 100, 1,000, 10,000 eventfds that never become readable are
 registered for reading (RLIMIT_NOFILE raised to the hard limit as needed;
@@ -7,7 +6,7 @@ an N above it is skipped), then one loop iteration with no ready fd is
 timed, for at least ``min_ms`` per point:
 
 * asyncio, uvloop, cevent.Loop: a ``call_soon`` chain (one iteration per
-  step), as ANCHORS.md measures them;
+  step);
 * cevent, flavour ``poll(False)``: ``ctx.poll(False)`` in a Python loop
   (the target metric); flavour ``bh chain``: a ``bh.schedule()`` chain
   driven by ``poll(True)``, the same shape as asyncio's measurement.

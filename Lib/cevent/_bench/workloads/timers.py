@@ -1,4 +1,4 @@
-"""Timers (ANCHORS.md section 4).
+"""Timers: many at once, and the precision of a few.
 
 ``dense``: from inside one callback, 100,000 timers with delays uniform in
 [0, 10 ms] (seeded; the same delays for every loop), then the loop runs

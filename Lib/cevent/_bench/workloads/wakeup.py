@@ -1,4 +1,4 @@
-"""Cross-thread wake-up latency (ANCHORS.md section 1).
+"""Cross-thread wake-up latency.
 
 A second thread stamps ``t0 = perf_counter_ns()`` and wakes the loop; the
 callback stamps ``t1`` (latency = t1 - t0) and releases a lock on which
