@@ -33,8 +33,8 @@ have_liburing() {
     # Headers plus a linkable library: compile and link a tiny program.
     local cc=${CC:-cc}
     command -v "$cc" >/dev/null 2>&1 || return 1
-    printf '#include <liburing.h>\nint main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0); }\n' \
-        | "$cc" -x c - -o /dev/null -luring >/dev/null 2>&1
+    # The probe program is shared with setup.py and Tests/c/Makefile.
+    "$cc" "$ROOT/Modules/probes/liburing.c" -o /dev/null -luring >/dev/null 2>&1
 }
 
 # --- system packages -------------------------------------------------------

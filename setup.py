@@ -79,17 +79,8 @@ if SANITIZE:
     extra_compile_args += san
     extra_link_args += san
 
-LIBURING_PROBE = r"""
-#include <liburing.h>
-int main(void)
-{
-    struct io_uring ring;
-    if (io_uring_queue_init(1, &ring, 0) == 0) {
-        io_uring_queue_exit(&ring);
-    }
-    return 0;
-}
-"""
+# The probe program, shared with run.sh and Tests/c/Makefile.
+LIBURING_PROBE = os.path.join("Modules", "probes", "liburing.c")
 
 
 def _have_liburing(compiler):
@@ -97,8 +88,7 @@ def _have_liburing(compiler):
     tmp = tempfile.mkdtemp(prefix="cevent-probe-")
     try:
         src = os.path.join(tmp, "probe.c")
-        with open(src, "w") as f:
-            f.write(LIBURING_PROBE)
+        shutil.copyfile(os.path.join(ROOT, LIBURING_PROBE), src)
         devnull = open(os.devnull, "w")
         saved = os.dup(2), os.dup(1)
         try:

@@ -4,7 +4,8 @@
   every test that uses it (directly or through ``ctx``) runs once per fd
   monitor usable here.
 * ``ctx``: a fresh ``AioContext(backend)``, closed at teardown, followed by
-  ``gc.collect()``.
+  ``gc.collect()`` and a check that no callback record or context was
+  left alive (``_cevent._live_counts()``).
 * ``unraisable``: collects ``sys.unraisablehook`` calls for tests that
   expect them (an unexpected one fails the test: pytest turns it into a
   warning, and warnings are errors here).
@@ -94,14 +95,20 @@ def backend(request):
 
 @pytest.fixture
 def ctx(backend):
-    """A fresh AioContext on ``backend``; closed at teardown."""
+    """A fresh AioContext on ``backend``; closed at teardown.  Then the
+    live callback records and open contexts must be back where they were
+    before the test: every test that uses it is a leak test too."""
     import cevent
+    from cevent import _cevent
 
+    gc.collect()
+    before = _cevent._live_counts()
     context = cevent.AioContext(backend)
     yield context
     context.close()
     del context
     gc.collect()
+    assert _cevent._live_counts() == before, "callback records leaked"
 
 
 @pytest.fixture

@@ -1,7 +1,15 @@
 """cevent: QEMU's AioContext event loop for Python.
 
-The C extension ``cevent._cevent`` holds everything; this package only
-re-exports it.  See ``cevent.AioContext`` for the loop itself.
+Three layers, each usable without the one above it:
+
+* the AioContext types (``AioContext``, ``BH``, ``Timer``,
+  ``EventNotifier``, ``LockCnt``, the pollers, the C API capsule), from the
+  C extension ``cevent._cevent``;
+* ``IOThread`` (``cevent._iothread``), a thread that runs a context;
+* the asyncio event loop on a context: ``Loop``, ``new_event_loop``,
+  ``EventLoopPolicy``, ``run`` (``cevent._loop``).
+
+See the README's "Source layout" for where each lives.
 """
 
 import os as _os

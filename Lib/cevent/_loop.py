@@ -37,13 +37,12 @@ from ._cevent import (
     CLOCK_REALTIME,
     SCALE_NS,
     AioContext,
-    _FdWatch as _cevent_FdWatch,
+    _FdWatch,
     _LoopCore,
     _SocketTransportCore,
     _loopcore_configure,
     _ns_ceil,
     backends,
-    clock_ns,
 )
 
 __all__ = ["Loop", "EventLoopPolicy", "new_event_loop", "run"]
@@ -52,9 +51,6 @@ _T = TypeVar("_T")
 
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
-# Deadlines at or beyond this (e.g. call_later(math.inf)) never fire and
-# never arm the wake-up timer.
-_NEVER_NS = 1 << 62
 
 
 def _noop() -> None:
@@ -63,7 +59,8 @@ def _noop() -> None:
 
 # The smallest integer number of ns that is >= seconds exactly: no float
 # rounding (the float 0.1 is slightly more than 100 ms, so it gives
-# 100000001 ns).  +-inf (and finite values beyond) give +-_NEVER_NS; NaN
+# 100000001 ns).  +-inf (and finite values beyond) give +-2**62, deadlines
+# that never fire and never arm the wake-up timer; NaN
 # raises ValueError.  In C, with 128-bit arithmetic on the float's mantissa.
 _seconds_to_ns_ceil: Callable[[float], int] = _ns_ceil
 
@@ -132,12 +129,11 @@ _loopcore_configure(events.Handle, TimerHandle,
                     _new_timer_debug, asyncio.Future)
 
 
-# The fd handler of one registered fd (in C): its read_ready/write_ready
-# put the asyncio reader or writer handle of the fd's selector key on the
-# loop's ready queue (what BaseSelectorEventLoop._process_events does for a
-# selector's event list), or call selector._drop_cancelled() for a
+# _FdWatch (in C) is the fd handler of one registered fd: its
+# read_ready/write_ready run or queue the asyncio reader or writer handle
+# of the fd's selector key (what BaseSelectorEventLoop._process_events does
+# for a selector's event list), or call selector._drop_cancelled() for a
 # cancelled one, as _process_events does.
-_FdWatch = _cevent_FdWatch
 
 
 class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
@@ -273,24 +269,14 @@ class _AioContextSelector(selectors.BaseSelector):
     def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
         return self._map  # type: ignore[return-value]
 
-    def arm(self, deadline_ns: int) -> None:
-        """Make the next ``ctx.poll(True)`` return by ``deadline_ns``."""
-        timer = self._timer
-        if deadline_ns < _NEVER_NS and timer.expire_time != deadline_ns:
-            timer.mod_ns(deadline_ns)
-
     def select(self, timeout: float | None = None) -> list[Any]:
-        """One ``ctx.poll()`` iteration, blocking for at most ``timeout``
-        seconds (``None``: until something happens).  Ready handles are
-        already on the loop's ready queue when it returns, so the event
-        list is always empty."""
-        if timeout is not None and timeout <= 0:
-            self._ctx.poll(False)
-            return []
-        if timeout is not None:
-            self.arm(clock_ns() + _seconds_to_ns_ceil(timeout))
-        self._ctx.poll(True)
-        return []
+        """Not used: ``cevent.Loop._run_once`` polls the context in C and
+        the fd handlers run or queue the handles themselves, so there is
+        never an event list.  (``selectors.BaseSelector`` requires the
+        method.)"""
+        raise NotImplementedError(
+            "cevent.Loop's selector has no select(): the loop polls its "
+            "AioContext directly")
 
     def close(self) -> None:
         if self._map is None:

@@ -38,7 +38,7 @@ bh_unlink(BHObject *self)
     ContextObject *ctx = self->context;
 
     if (ctx != NULL) {
-        CEV_DLIST_UNLINK(&ctx->bhs, self);
+        QLIST_SAFE_REMOVE(self, link);
     }
 }
 
@@ -52,7 +52,7 @@ bh_check(BHObject *self)
         return -1;
     }
     if (self->context == NULL || self->context->ctx == NULL) {
-        PyErr_SetString(PyExc_ValueError, "context closed");
+        cev_context_set_closed_error();
         return -1;
     }
     if (self->bh == NULL) {
@@ -128,8 +128,8 @@ cev_bh_new(ContextObject *ctx, PyObject *callable)
     }
     self->context = NULL;
     self->bh = NULL;
-    self->prev = NULL;
-    self->next = NULL;
+    self->link.le_next = NULL;
+    self->link.le_prev = NULL;
     self->weakreflist = NULL;
     self->schedulers = 0;
     self->rec = NULL;
@@ -147,11 +147,7 @@ cev_bh_new(ContextObject *ctx, PyObject *callable)
                                cev_record_release);
     self->context = (ContextObject *)Py_NewRef(ctx);
 
-    self->next = ctx->bhs;
-    if (ctx->bhs != NULL) {
-        ctx->bhs->prev = self;
-    }
-    ctx->bhs = self;
+    QLIST_INSERT_HEAD(&ctx->bhs, self, link);
 
     PyObject_GC_Track(self);
     return (PyObject *)self;

@@ -50,11 +50,7 @@ cev_record_new(ContextObject *ctx, cev_record_kind kind)
     }
     rec->owner = ctx;
     rec->kind = kind;
-    rec->next = ctx->records;
-    if (ctx->records != NULL) {
-        ctx->records->prev = rec;
-    }
-    ctx->records = rec;
+    QLIST_INSERT_HEAD(&ctx->records, rec, link);
     cev_live_records++;
     return rec;
 }
@@ -63,19 +59,8 @@ cev_record_new(ContextObject *ctx, cev_record_kind kind)
 static void
 record_free(cev_record *rec)
 {
-    ContextObject *ctx = rec->owner;
-
-    if (rec->prev != NULL) {
-        rec->prev->next = rec->next;
-    }
-    else {
-        assert(ctx->records == rec);
-        ctx->records = rec->next;
-    }
-    if (rec->next != NULL) {
-        rec->next->prev = rec->prev;
-    }
-    rec->prev = rec->next = NULL;
+    assert(QLIST_IS_INSERTED(rec, link));
+    QLIST_REMOVE(rec, link);
     cev_live_records--;
 
     /* Dropping the callables may run arbitrary code: do it last. */

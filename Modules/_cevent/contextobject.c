@@ -35,7 +35,7 @@ Py_ssize_t cev_live_contexts = 0;
  * poll()) are forgotten.
  */
 static pid_t cev_pid;                   /* this process */
-static ContextObject *cev_open_contexts; /* linked with fork_prev/next */
+static QLIST_HEAD(, ContextObject) cev_open_contexts; /* by fork_link */
 static pthread_mutex_t cev_open_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool cev_atfork_registered;      /* GIL */
 
@@ -59,12 +59,12 @@ static void
 context_atfork_child(void)
 {
     unsigned long me = PyThread_get_thread_ident();
+    ContextObject *self;
 
     cev_pid = getpid();
     pthread_mutex_init(&cev_open_lock, NULL);
     qemu_timer_atfork_child();
-    for (ContextObject *self = cev_open_contexts; self != NULL;
-         self = self->fork_next) {
+    QLIST_FOREACH(self, &cev_open_contexts, fork_link) {
         bool polling = self->poll_depth > 0;
 
         if (self->ctx == NULL) {
@@ -91,12 +91,7 @@ context_fork_link(ContextObject *self)
     }
     self->owner_pid = cev_pid;
     pthread_mutex_lock(&cev_open_lock);
-    self->fork_prev = NULL;
-    self->fork_next = cev_open_contexts;
-    if (cev_open_contexts != NULL) {
-        cev_open_contexts->fork_prev = self;
-    }
-    cev_open_contexts = self;
+    QLIST_INSERT_HEAD(&cev_open_contexts, self, fork_link);
     pthread_mutex_unlock(&cev_open_lock);
 }
 
@@ -105,16 +100,7 @@ static void
 context_fork_unlink(ContextObject *self)
 {
     pthread_mutex_lock(&cev_open_lock);
-    if (self->fork_prev != NULL) {
-        self->fork_prev->fork_next = self->fork_next;
-    }
-    else if (cev_open_contexts == self) {
-        cev_open_contexts = self->fork_next;
-    }
-    if (self->fork_next != NULL) {
-        self->fork_next->fork_prev = self->fork_prev;
-    }
-    self->fork_prev = self->fork_next = NULL;
+    QLIST_SAFE_REMOVE(self, fork_link);
     pthread_mutex_unlock(&cev_open_lock);
 }
 
@@ -139,6 +125,12 @@ cev_context_check_process(ContextObject *self)
     return 0;
 }
 
+void
+cev_context_set_closed_error(void)
+{
+    PyErr_SetString(PyExc_ValueError, "I/O operation on closed AioContext");
+}
+
 int
 cev_context_check_open(ContextObject *self)
 {
@@ -146,8 +138,7 @@ cev_context_check_open(ContextObject *self)
         return -1;
     }
     if (self->ctx == NULL) {
-        PyErr_SetString(PyExc_ValueError,
-                        "I/O operation on closed AioContext");
+        cev_context_set_closed_error();
         return -1;
     }
     return 0;
@@ -404,11 +395,11 @@ context_close_impl(ContextObject *self)
     self->ctx = NULL;
     cev_live_contexts--;
 
-    while (self->bhs != NULL) {
-        cev_bh_detach(self->bhs);
+    while (!QLIST_EMPTY(&self->bhs)) {
+        cev_bh_detach(QLIST_FIRST(&self->bhs));
     }
-    while (self->timers != NULL) {
-        PyObject *armed_ref = cev_timer_detach(self->timers);
+    while (!QLIST_EMPTY(&self->timers)) {
+        PyObject *armed_ref = cev_timer_detach(QLIST_FIRST(&self->timers));
         Py_XDECREF(armed_ref);
     }
     aio_context_unref(ctx);
@@ -418,6 +409,9 @@ context_close_impl(ContextObject *self)
 static int
 context_traverse(ContextObject *self, visitproc visit, void *arg)
 {
+    cev_record *rec;
+    TimerObject *t;
+
     Py_VISIT(Py_TYPE(self));
 #define VISIT_RECORD(rec) \
     do { \
@@ -429,7 +423,7 @@ context_traverse(ContextObject *self, visitproc visit, void *arg)
         Py_VISIT((rec)->io_poll_end); \
         Py_VISIT((rec)->arg); \
     } while (0)
-    for (cev_record *rec = self->records; rec != NULL; rec = rec->next) {
+    QLIST_FOREACH(rec, &self->records, link) {
         /* An idle BH's callable belongs to its BH object (module.h). */
         if (rec->kind == CEV_REC_BH && rec->bh_obj != NULL &&
             !rec->loop_held) {
@@ -439,7 +433,7 @@ context_traverse(ContextObject *self, visitproc visit, void *arg)
     }
 #undef VISIT_RECORD
     /* An armed timer's reference to itself belongs to the context. */
-    for (TimerObject *t = self->timers; t != NULL; t = t->next) {
+    QLIST_FOREACH(t, &self->timers, link) {
         if (t->armed) {
             Py_VISIT(t);
         }

@@ -113,7 +113,7 @@ static const char *const timer_slot_names[CEV_LOOP_TIMER_SLOTS] = {
 #define TSLOT(cfg, obj, i) \
     (*(PyObject **)((char *)(obj) + (cfg)->timer_offsets[(i)]))
 
-/* Beyond this (either sign) a deadline never fires: cevent._loop._NEVER_NS */
+/* Beyond this (either sign) a deadline never fires (call_later(math.inf)) */
 #define LOOPCORE_NEVER_NS ((int64_t)1 << 62)
 
 /* Same thresholds as BaseEventLoop for purging cancelled timer handles. */

@@ -339,15 +339,14 @@ cevent_free(void *module)
 
 /* Create a type from @spec (with @base, or NULL) and add it to @module. */
 static PyTypeObject *
-add_type(PyObject *module, PyType_Spec *spec, PyTypeObject *base,
-         bool public)
+add_type(PyObject *module, PyType_Spec *spec, PyTypeObject *base)
 {
     PyObject *type = PyType_FromModuleAndSpec(module, spec,
                                               (PyObject *)base);
     if (type == NULL) {
         return NULL;
     }
-    if (public && PyModule_AddType(module, (PyTypeObject *)type) < 0) {
+    if (PyModule_AddType(module, (PyTypeObject *)type) < 0) {
         Py_DECREF(type);
         return NULL;
     }
@@ -359,27 +358,26 @@ cevent_exec(PyObject *module)
 {
     cevent_state *state = get_cevent_state(module);
 
-#define ADD_TYPE(field, spec, base, public) \
+#define ADD_TYPE(field, spec, base) \
     do { \
-        state->field = add_type(module, &(spec), (base), (public)); \
+        state->field = add_type(module, &(spec), (base)); \
         if (state->field == NULL) { \
             return -1; \
         } \
     } while (0)
 
-    ADD_TYPE(ContextType, cev_context_spec, NULL, true);
-    ADD_TYPE(BHType, cev_bh_spec, NULL, true);
-    ADD_TYPE(TimerType, cev_timer_spec, NULL, true);
-    ADD_TYPE(NotifierType, cev_notifier_spec, NULL, true);
-    ADD_TYPE(LockCntType, cev_lockcnt_spec, NULL, true);
-    ADD_TYPE(PollerType, cev_poller_spec, NULL, true);
+    ADD_TYPE(ContextType, cev_context_spec, NULL);
+    ADD_TYPE(BHType, cev_bh_spec, NULL);
+    ADD_TYPE(TimerType, cev_timer_spec, NULL);
+    ADD_TYPE(NotifierType, cev_notifier_spec, NULL);
+    ADD_TYPE(LockCntType, cev_lockcnt_spec, NULL);
+    ADD_TYPE(PollerType, cev_poller_spec, NULL);
     ADD_TYPE(EventNotifierPollerType, cev_event_notifier_poller_spec,
-             state->PollerType, true);
-    ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType,
-             true);
-    ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL, true);
-    ADD_TYPE(FdWatchType, cev_fdwatch_spec, NULL, true);
-    ADD_TYPE(TransportType, cev_transport_spec, NULL, true);
+             state->PollerType);
+    ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType);
+    ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL);
+    ADD_TYPE(FdWatchType, cev_fdwatch_spec, NULL);
+    ADD_TYPE(TransportType, cev_transport_spec, NULL);
 #undef ADD_TYPE
 
     if (cev_loopcore_state_init(&state->loop) < 0 ||

@@ -36,6 +36,7 @@
 #include "qemu/lockcnt.h"
 #include "qemu/event_notifier.h"
 #include "qemu/timer.h"
+#include "qemu/queue.h"
 
 #include "compat.h"
 
@@ -132,29 +133,6 @@ cevent_state_by_type(PyTypeObject *tp)
 }
 
 /*
- * Unlink @node from the doubly linked list whose first element is *@headp
- * (the context's lists of records, BH objects and Timer objects).  A node
- * that is on no list (no prev, and not the head) is left alone.  GIL held.
- */
-#define CEV_DLIST_UNLINK(headp, node)                                   \
-    do {                                                                \
-        if ((node)->prev != NULL) {                                     \
-            (node)->prev->next = (node)->next;                          \
-        }                                                               \
-        else if (*(headp) == (node)) {                                  \
-            *(headp) = (node)->next;                                    \
-        }                                                               \
-        else {                                                          \
-            assert((node)->next == NULL);                               \
-            break;                                                      \
-        }                                                               \
-        if ((node)->next != NULL) {                                     \
-            (node)->next->prev = (node)->prev;                          \
-        }                                                               \
-        (node)->prev = (node)->next = NULL;                             \
-    } while (0)
-
-/*
  * asyncio's "except (SystemExit, KeyboardInterrupt): raise" followed by
  * "except BaseException as exc", for the exception that is set: returns
  * NULL with it still set for SystemExit and KeyboardInterrupt (they
@@ -208,8 +186,7 @@ struct ContextObject;
 struct PollerObject;
 
 typedef struct cev_record {
-    struct cev_record *prev;        /* registry links (GIL) */
-    struct cev_record *next;
+    QLIST_ENTRY(cev_record) link;   /* in owner->records (GIL) */
     struct ContextObject *owner;    /* borrowed: outlives the record */
     cev_record_kind kind;
     PyObject *io_read;              /* also the BH callback */
@@ -259,9 +236,9 @@ typedef struct ContextObject {
     AioContext *ctx;                /* NULL once closed */
     unsigned long home;             /* home thread (PyThread ident) */
     int poll_depth;                 /* poll()/dispatch() calls running */
-    cev_record *records;            /* registry of callback records */
-    struct BHObject *bhs;           /* live BH objects (borrowed) */
-    struct TimerObject *timers;     /* live Timer objects (borrowed) */
+    QLIST_HEAD(, cev_record) records;   /* registry of callback records */
+    QLIST_HEAD(, BHObject) bhs;         /* live BH objects (borrowed) */
+    QLIST_HEAD(, TimerObject) timers;   /* live Timer objects (borrowed) */
     PyObject *exc_type;             /* first callback exception */
     PyObject *exc_value;
     PyObject *exc_tb;
@@ -270,17 +247,18 @@ typedef struct ContextObject {
      * Added for the fork policy (contextobject.c, "fork"): the process
      * that created the context.  In any other process (a fork child)
      * every method but close() raises RuntimeError.  Open contexts are
-     * linked into a process-wide list (fork_prev/fork_next) that the fork
+     * linked into a process-wide list (fork_link) that the fork
      * child handler walks to detach them from the parent's kernel objects.
      */
     pid_t owner_pid;
-    struct ContextObject *fork_prev;
-    struct ContextObject *fork_next;
+    QLIST_ENTRY(ContextObject) fork_link;
 } ContextObject;
 
 /* Raise ValueError and return -1 if closed; else 0. */
 int cev_context_check_process(ContextObject *self);
 int cev_context_check_open(ContextObject *self);
+/* The ValueError of every operation on a closed context or its objects. */
+void cev_context_set_closed_error(void);
 /* AioContext.poll(blocking): 0, or -1 with an exception set. */
 int cev_context_poll(ContextObject *self, bool blocking);
 /* Raise RuntimeError and return -1 if not on the home thread; else 0. */
@@ -314,8 +292,7 @@ typedef struct BHObject {
     QEMUBH *bh;                     /* NULL once deleted or closed */
     cev_record *rec;                /* the BH's record while bh != NULL */
     PyObject *dropped_callable;     /* released last (bhobject.c) */
-    struct BHObject *prev;          /* context->bhs links (borrowed) */
-    struct BHObject *next;
+    QLIST_ENTRY(BHObject) link;     /* in context->bhs */
     PyObject *weakreflist;
     /*
      * Added by bhobject.c: schedule() calls from other threads that are
@@ -341,8 +318,7 @@ typedef struct TimerObject {
     int scale;
     QEMUClockType clock;
     bool armed;                     /* holds a reference to itself */
-    struct TimerObject *prev;       /* context->timers links (borrowed) */
-    struct TimerObject *next;
+    QLIST_ENTRY(TimerObject) link;  /* in context->timers */
     PyObject *weakreflist;
 } TimerObject;
 

@@ -37,7 +37,7 @@ timerobj_unlink(TimerObject *self)
     ContextObject *ctx = self->context;
 
     if (ctx != NULL) {
-        CEV_DLIST_UNLINK(&ctx->timers, self);
+        QLIST_SAFE_REMOVE(self, link);
     }
 }
 
@@ -52,7 +52,7 @@ timerobj_check(TimerObject *self)
     }
     if (self->ts == NULL || self->context == NULL ||
         self->context->ctx == NULL) {
-        PyErr_SetString(PyExc_ValueError, "context closed");
+        cev_context_set_closed_error();
         return -1;
     }
     return 0;
@@ -173,17 +173,14 @@ cev_timer_new(ContextObject *ctx, int clock, int scale, PyObject *callable)
     self->scale = scale;
     self->clock = (QEMUClockType)clock;
     self->armed = false;
-    self->prev = NULL;
+    self->link.le_next = NULL;
+    self->link.le_prev = NULL;
     self->weakreflist = NULL;
     self->ts = aio_timer_new(ctx->ctx, self->clock, scale, timerobj_trampoline,
                              self);
     self->context = (ContextObject *)Py_NewRef(ctx);
 
-    self->next = ctx->timers;
-    if (ctx->timers != NULL) {
-        ctx->timers->prev = self;
-    }
-    ctx->timers = self;
+    QLIST_INSERT_HEAD(&ctx->timers, self, link);
 
     PyObject_GC_Track(self);
     return (PyObject *)self;
