@@ -55,7 +55,11 @@ SANITIZE = os.environ.get("CEVENT_SANITIZE", "").strip()
 IO_URING = _io_uring_mode()
 
 # Relative paths: setuptools requires them for sdists and wheels.
-SOURCES = sorted(glob.glob("Modules/*.c")) + sorted(glob.glob("Modules/_cevent/*.c"))
+# The three floors (README, "Source layout"): the port, the binding, and
+# the asyncio face, all in the one extension module cevent._cevent.
+SOURCES = (sorted(glob.glob("Modules/*.c")) +
+           sorted(glob.glob("Modules/_cevent/*.c")) +
+           sorted(glob.glob("Modules/_loop/*.c")))
 
 define_macros = [
     ("_GNU_SOURCE", None),

@@ -92,7 +92,9 @@ def test_divergences_are_tagged():
 # ---- the binding sees the port only through its public headers ----------
 
 BINDING = MODULES / "_cevent"
-BINDING_FILES = sorted(BINDING.glob("*.[ch]"))
+FACE = MODULES / "_loop"
+# The floors above the port: the binding and the asyncio face.
+BINDING_FILES = sorted(BINDING.glob("*.[ch]")) + sorted(FACE.glob("*.[ch]"))
 
 #: The port's private headers: what QEMU keeps under util/.
 PRIVATE_PORT_HEADERS = ["aio-posix.h"]
@@ -143,3 +145,24 @@ def test_binding_touches_no_port_internal_field(path):
         if re.search(r"\bAioHandler\b", line):
             bad.append(f"{path.name}:{lineno}: AioHandler")
     assert not bad, "\n".join(bad)
+
+
+@pytest.mark.parametrize("path", sorted(BINDING.glob("*.[ch]")),
+                         ids=lambda p: p.name)
+def test_binding_does_not_reach_into_the_face(path):
+    """The binding knows the face only through cev_loop_exec() and the
+    opaque loop_face object: it includes none of the face's headers."""
+    text = path.read_text()
+    assert not re.search(r'#\s*include\s+"[^"]*loop\.h"', text), path.name
+    for name in ["LoopCoreObject", "LoopConfigObject", "cev_loop_config",
+                 "FdWatchObject", "cev_transport_config"]:
+        assert name not in text, f"{path.name} names {name}"
+
+
+def test_face_files_are_where_the_layout_says():
+    """The asyncio face's C is in Modules/_loop/, one file per type."""
+    names = {p.name for p in FACE.glob("*.c")}
+    assert {"loopcoreobject.c", "fdwatchobject.c", "transportobject.c",
+            "configobject.c"} <= names
+    assert not list(BINDING.glob("loop*.c"))
+    assert not list(BINDING.glob("transport*.c"))

@@ -237,13 +237,19 @@ class _SocketTransportCore:
     def _read_ready__data_received(self) -> None: ...
     def write(self, data: Any, /) -> None: ...
 
-def _loopcore_configure(
-    handle_type: type, timer_type: type,
-    plain_handle_types: tuple[type, ...],
-    exc_hook: Callable[[Any, BaseException], object],
-    py_call_soon: Callable[..., Any],
-    py_call_soon_threadsafe: Callable[..., Any],
-    new_timer_debug: Callable[..., Any], future_type: type, /,
-) -> None: ...
+@final
+class _LoopConfig:
+    """The asyncio face's types and configuration (one per module)."""
+
+    def configure(
+        self, *, handle_type: type, timer_type: type,
+        plain_handle_types: tuple[type, ...],
+        exc_hook: Callable[[Any, BaseException], object],
+        call_soon: Callable[..., Any],
+        call_soon_threadsafe: Callable[..., Any],
+        new_timer_debug: Callable[..., Any], future_type: type,
+    ) -> None: ...
+
+_loop_config: _LoopConfig
 
 def _ns_ceil(seconds: float, /) -> int: ...

@@ -40,7 +40,7 @@ from ._cevent import (
     _FdWatch,
     _LoopCore,
     _SocketTransportCore,
-    _loopcore_configure,
+    _loop_config,
     _ns_ceil,
     backends,
 )
@@ -121,12 +121,15 @@ def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
 # The native core makes plain asyncio Handles in call_soon() and
 # TimerHandles in call_later()/call_at(), runs the handles whose _run is
 # Handle._run itself, and makes asyncio Futures in create_future().
-_loopcore_configure(events.Handle, TimerHandle,
-                    (events.Handle, events.TimerHandle, TimerHandle),
-                    _handle_exception,
-                    base_events.BaseEventLoop.call_soon,
-                    base_events.BaseEventLoop.call_soon_threadsafe,
-                    _new_timer_debug, asyncio.Future)
+_loop_config.configure(
+    handle_type=events.Handle,
+    timer_type=TimerHandle,
+    plain_handle_types=(events.Handle, events.TimerHandle, TimerHandle),
+    exc_hook=_handle_exception,
+    call_soon=base_events.BaseEventLoop.call_soon,
+    call_soon_threadsafe=base_events.BaseEventLoop.call_soon_threadsafe,
+    new_timer_debug=_new_timer_debug,
+    future_type=asyncio.Future)
 
 
 # _FdWatch (in C) is the fd handler of one registered fd: its

@@ -256,20 +256,6 @@ static PyMethodDef cevent_methods[] = {
      clock_ns_doc},
     {"clock_step", cevent_clock_step, METH_O, clock_step_doc},
     {"_live_counts", cevent_live_counts, METH_NOARGS, live_counts_doc},
-    {"_ns_ceil", cev_loopcore_ns_ceil, METH_O,
-     "_ns_ceil($module, seconds, /)\n--\n\n"
-     "The smallest integer number of ns >= seconds exactly (floats are\n"
-     "not rounded first); +-inf give +-2**62, NaN raises ValueError."},
-    {"_loopcore_configure", CEV_METH(cev_loopcore_configure), METH_FASTCALL,
-     "_loopcore_configure($module, handle_type, timer_type,\n"
-     "                    plain_handle_types, exc_hook, py_call_soon,\n"
-     "                    py_call_soon_threadsafe, new_timer_debug, /)\n"
-     "--\n\n"
-     "Give cevent.Loop's native core the asyncio pieces it relies on: the\n"
-     "Handle type call_soon() makes, the TimerHandle type call_later()\n"
-     "makes, the handle types whose _run is Handle._run, exc_hook(handle,\n"
-     "exc) for a callback that raised, and the Python code used in debug\n"
-     "mode."},
 #ifdef CEVENT_FAULT_INJECTION
     {"_fault_inject", CEV_METH(cevent_fault_inject), METH_FASTCALL,
      fault_inject_doc},
@@ -295,12 +281,7 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->capsule);
     Py_VISIT(state->backends);
     Py_VISIT(state->unavailable);
-    Py_VISIT(state->LoopCoreType);
-    Py_VISIT(state->FdWatchType);
-    Py_VISIT(state->TransportType);
-    if (cev_loopcore_state_traverse(&state->loop, visit, arg) < 0) {
-        return -1;
-    }
+    Py_VISIT(state->loop_face);
     return 0;
 }
 
@@ -320,21 +301,14 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->capsule);
     Py_CLEAR(state->backends);
     Py_CLEAR(state->unavailable);
-    Py_CLEAR(state->LoopCoreType);
-    Py_CLEAR(state->FdWatchType);
-    Py_CLEAR(state->TransportType);
-    cev_loopcore_state_clear(&state->loop);
-    cev_transport_state_clear(&state->transport);
+    Py_CLEAR(state->loop_face);
     return 0;
 }
 
 static void
 cevent_free(void *module)
 {
-    cevent_state *state = get_cevent_state((PyObject *)module);
-
     (void)cevent_clear((PyObject *)module);
-    cev_transport_state_free(&state->transport);
 }
 
 /* Create a type from @spec (with @base, or NULL) and add it to @module. */
@@ -375,13 +349,10 @@ cevent_exec(PyObject *module)
     ADD_TYPE(EventNotifierPollerType, cev_event_notifier_poller_spec,
              state->PollerType);
     ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType);
-    ADD_TYPE(LoopCoreType, cev_loopcore_spec, NULL);
-    ADD_TYPE(FdWatchType, cev_fdwatch_spec, NULL);
-    ADD_TYPE(TransportType, cev_transport_spec, NULL);
 #undef ADD_TYPE
 
-    if (cev_loopcore_state_init(&state->loop) < 0 ||
-        cev_transport_state_init(&state->transport) < 0) {
+    /* The asyncio face, the floor above, built into this module */
+    if (cev_loop_exec(module) < 0) {
         return -1;
     }
 

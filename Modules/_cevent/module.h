@@ -40,59 +40,6 @@
 
 #include "compat.h"
 
-/*
- * What loopcore.c learns from _loopcore_configure() (the asyncio classes
- * and the Python fallbacks) and the method names it interns.  Visited,
- * cleared and made by the cev_loopcore_state_* functions.
- */
-#define CEV_LOOP_HANDLE_SLOTS 7
-#define CEV_LOOP_TIMER_SLOTS 3
-
-typedef struct {
-    PyObject *handle_type;           /* asyncio.events.Handle */
-    PyObject *timer_type;            /* cevent._loop.TimerHandle */
-    PyObject *plain_handle_types;    /* tuple: types run natively */
-    PyObject *exc_hook;              /* exc_hook(handle, exc) */
-    PyObject *py_call_soon;          /* BaseEventLoop.call_soon */
-    PyObject *py_call_soon_threadsafe;
-    PyObject *new_timer_debug;       /* TimerHandle maker for debug mode */
-    PyObject *future_type;           /* asyncio.Future, for create_future */
-    Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
-    Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
-    PyObject *str_append;            /* interned names */
-    PyObject *str_popleft;
-    PyObject *str_appendleft;
-    PyObject *str__run;
-    PyObject *str__cancelled;
-    PyObject *str__when;
-    PyObject *str__when_ns;
-    PyObject *str_notify;
-    PyObject *str_mod_ns;
-    PyObject *str__run_ready_debug;
-    PyObject *str_call_later;
-    PyObject *str_call_at;
-    PyObject *kwnames_loop;          /* ("loop",) */
-} cev_loop_config;
-
-/*
- * What transportobject.c needs: the attribute and method names it interns
- * and the read buffer of the socket transports (allocated on first use,
- * freed with the module).
- */
-enum {
-    CEV_TN__read_ready_cb, CEV_TN__conn_lost, CEV_TN_max_size,
-    CEV_TN__sock_fd, CEV_TN__protocol, CEV_TN_data_received,
-    CEV_TN__fatal_error, CEV_TN__read_ready__on_eof,
-    CEV_TN__read_ready__data_received_slow, CEV_TN__eof,
-    CEV_TN__empty_waiter, CEV_TN__buffer, CEV_TN__write_slow,
-    CEV_TRANSPORT_NAMES
-};
-
-typedef struct {
-    PyObject *names[CEV_TRANSPORT_NAMES];
-    char *recv_buf;
-} cev_transport_config;
-
 typedef struct {
     PyTypeObject *ContextType;
     PyTypeObject *BHType;
@@ -105,13 +52,11 @@ typedef struct {
     PyObject *capsule;                   /* cevent._C_API */
     PyObject *backends;                  /* tuple, best first */
     PyObject *unavailable;               /* dict: backend -> reason */
-    /* cevent.Loop's native core (loopcore.c) */
-    PyTypeObject *LoopCoreType;
-    PyTypeObject *FdWatchType;
-    cev_loop_config loop;
-    /* cevent.Loop's socket transport (transportobject.c) */
-    PyTypeObject *TransportType;
-    cev_transport_config transport;
+    /*
+     * The asyncio face (Modules/_loop/): its _LoopConfig object, which
+     * holds its types and configuration.  Opaque here.
+     */
+    PyObject *loop_face;
 } cevent_state;
 
 extern PyModuleDef ceventmodule;
@@ -381,20 +326,13 @@ extern PyType_Spec cev_lockcnt_spec;
 extern PyType_Spec cev_poller_spec;
 extern PyType_Spec cev_event_notifier_poller_spec;
 extern PyType_Spec cev_memory_poller_spec;
-extern PyType_Spec cev_loopcore_spec;
-extern PyType_Spec cev_fdwatch_spec;
-extern PyType_Spec cev_transport_spec;
 
-PyObject *cev_loopcore_configure(PyObject *module, PyObject *const *args,
-                                 Py_ssize_t nargs);
-PyObject *cev_loopcore_ns_ceil(PyObject *module, PyObject *seconds);
-int cev_loopcore_state_init(cev_loop_config *cfg);
-int cev_loopcore_state_traverse(cev_loop_config *cfg, visitproc visit,
-                                void *arg);
-void cev_loopcore_state_clear(cev_loop_config *cfg);
-int cev_transport_state_init(cev_transport_config *cfg);
-void cev_transport_state_clear(cev_transport_config *cfg);
-void cev_transport_state_free(cev_transport_config *cfg);
+/*
+ * The asyncio face (Modules/_loop/, built into this module): adds its types
+ * and its _LoopConfig object to @module and stores that object in the
+ * module state (loop_face).  0, or -1 with an exception set.
+ */
+int cev_loop_exec(PyObject *module);
 
 /* capi.c: build the cevent._C_API capsule. */
 PyObject *cev_capi_new(cevent_state *state);

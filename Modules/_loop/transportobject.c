@@ -42,7 +42,7 @@
  * and before any Python code runs.
  */
 
-#include "module.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -93,10 +93,7 @@ cev_transport_state_free(cev_transport_config *cfg)
 static cev_transport_config *
 transport_config(PyTypeObject *defining_class)
 {
-    cevent_state *state = PyType_GetModuleState(defining_class);
-
-    assert(state != NULL);
-    return &state->transport;
+    return &cev_loop_face(defining_class)->transport;
 }
 
 /*

@@ -1,4 +1,4 @@
-"""cevent.Loop's native core (Modules/_cevent/loopcore.c): call_soon() and
+"""cevent.Loop's native core (Modules/_loop/loopcoreobject.c): call_soon() and
 the running of ready handles in C, checked against what asyncio's Python
 Handle and BaseEventLoop do."""
 
@@ -264,30 +264,34 @@ def test_loop_cycle_is_collected():
 def test_configure_rejects_bad_arguments():
     from cevent import _loop
 
-    good = (asyncio.Handle, _loop.TimerHandle, (), print, print, print,
-            print, asyncio.Future)
+    good = dict(handle_type=asyncio.Handle, timer_type=_loop.TimerHandle,
+                plain_handle_types=(), exc_hook=print, call_soon=print,
+                call_soon_threadsafe=print, new_timer_debug=print,
+                future_type=asyncio.Future)
 
     def configure(**change):
-        args = list(good)
-        for i, value in change.items():
-            args[int(i[1:])] = value
-        _cevent._loopcore_configure(*args)
+        _cevent._loop_config.configure(**{**good, **change})
 
     with pytest.raises(TypeError):
-        configure(a0=1)
+        configure(handle_type=1)
     with pytest.raises(TypeError):
-        configure(a2=[])
+        configure(plain_handle_types=[])
     with pytest.raises(TypeError):
-        configure(a6=None)
+        configure(new_timer_debug=None)
     with pytest.raises(TypeError):
-        configure(a7=print)             # the Future type must be a type
+        configure(future_type=print)    # the Future type must be a type
     with pytest.raises(TypeError):
-        _cevent._loopcore_configure(asyncio.Handle, ())
+        _cevent._loop_config.configure(handle_type=asyncio.Handle,
+                                       plain_handle_types=())
+    with pytest.raises(TypeError):      # positional arguments
+        _cevent._loop_config.configure(*good.values())
+    with pytest.raises(TypeError):
+        configure(unknown=1)
     # the timer type must be a TimerHandle subclass
     with pytest.raises(TypeError):
-        configure(a1=asyncio.TimerHandle)
+        configure(timer_type=asyncio.TimerHandle)
     with pytest.raises(TypeError):
-        configure(a1=int)
+        configure(timer_type=int)
 
     class NoSlots:
         pass
@@ -299,13 +303,13 @@ def test_configure_rejects_bad_arguments():
         pass
 
     with pytest.raises(AttributeError):
-        configure(a0=NoSlots, a1=NoSlotsTimer2)
+        configure(handle_type=NoSlots, timer_type=NoSlotsTimer2)
     # a TimerHandle subclass without the _when_ns slot
     class Plain(asyncio.TimerHandle):
         __slots__ = ()
 
     with pytest.raises(AttributeError):
-        configure(a1=Plain)
+        configure(timer_type=Plain)
     # still configured as before: call_soon works
     loop = cevent.new_event_loop()
     try:
@@ -762,12 +766,15 @@ def test_debug_timer_helper_must_return_a_timer_handle(loop):
     from cevent import _loop
 
     def configure(new_timer_debug):
-        _cevent._loopcore_configure(
-            events.Handle, _loop.TimerHandle,
-            (events.Handle, events.TimerHandle, _loop.TimerHandle),
-            _loop._handle_exception, base_events.BaseEventLoop.call_soon,
-            base_events.BaseEventLoop.call_soon_threadsafe, new_timer_debug,
-            asyncio.Future)
+        _cevent._loop_config.configure(
+            handle_type=events.Handle, timer_type=_loop.TimerHandle,
+            plain_handle_types=(events.Handle, events.TimerHandle,
+                                _loop.TimerHandle),
+            exc_hook=_loop._handle_exception,
+            call_soon=base_events.BaseEventLoop.call_soon,
+            call_soon_threadsafe=base_events.BaseEventLoop.call_soon_threadsafe,
+            new_timer_debug=new_timer_debug,
+            future_type=asyncio.Future)
 
     loop.set_debug(True)
     configure(lambda *args: object())

@@ -1,0 +1,350 @@
+/*
+ * cevent's asyncio face: _LoopConfig, its types and configuration.
+ *
+ * Copyright the cevent authors.  GPL-2.0-or-later.
+ *
+ * One _LoopConfig object per cevent._cevent module (cevent._cevent.
+ * _loop_config): cev_loop_exec() makes it with the face's types, and
+ * Lib/cevent/_loop.py calls its configure() once, at import, with the
+ * asyncio classes and Python fallbacks that the face's C code relies on.
+ * The binding's module state holds it as an opaque object (loop_face).
+ */
+
+#include "loop.h"
+
+static const char *const handle_slot_names[CEV_LOOP_HANDLE_SLOTS] = {
+    "_callback", "_args", "_cancelled", "_loop", "_source_traceback",
+    "_repr", "_context",
+};
+
+static const char *const timer_slot_names[CEV_LOOP_TIMER_SLOTS] = {
+    "_scheduled", "_when", "_when_ns",
+};
+
+LoopConfigObject *
+cev_loop_face(PyTypeObject *type)
+{
+    cevent_state *state = (cevent_state *)PyType_GetModuleState(type);
+
+    return (LoopConfigObject *)state->loop_face;
+}
+
+cev_loop_config *
+loopcore_config(PyTypeObject *defining_class)
+{
+    return &cev_loop_face(defining_class)->loop;
+}
+
+int
+loopcore_check_configured(cev_loop_config *cfg)
+{
+    if (cfg->handle_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cevent._cevent._loop_config.configure() was not called");
+        return -1;
+    }
+    return 0;
+}
+/* ---- the configuration ------------------------------------------------- */
+
+static int
+loopconfig_init_names(cev_loop_config *cfg)
+{
+#define INTERN(field, text) \
+    do { \
+        cfg->field = PyUnicode_InternFromString(text); \
+        if (cfg->field == NULL) { \
+            return -1; \
+        } \
+    } while (0)
+
+    INTERN(str_append, "append");
+    INTERN(str_popleft, "popleft");
+    INTERN(str_appendleft, "appendleft");
+    INTERN(str__run, "_run");
+    INTERN(str__cancelled, "_cancelled");
+    INTERN(str__when, "_when");
+    INTERN(str__when_ns, "_when_ns");
+    INTERN(str_notify, "notify");
+    INTERN(str_mod_ns, "mod_ns");
+    INTERN(str__run_ready_debug, "_run_ready_debug");
+    INTERN(str_call_later, "call_later");
+    INTERN(str_call_at, "call_at");
+#undef INTERN
+    cfg->kwnames_loop = Py_BuildValue("(s)", "loop");
+    if (cfg->kwnames_loop == NULL) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Applies @op to every object field of @cfg. */
+#define LOOP_CONFIG_OBJECTS(op, cfg)            \
+    do {                                        \
+        op((cfg)->handle_type);                 \
+        op((cfg)->timer_type);                  \
+        op((cfg)->plain_handle_types);          \
+        op((cfg)->exc_hook);                    \
+        op((cfg)->py_call_soon);                \
+        op((cfg)->py_call_soon_threadsafe);     \
+        op((cfg)->new_timer_debug);             \
+        op((cfg)->future_type);                 \
+        op((cfg)->kwnames_loop);                \
+        op((cfg)->str_append);                  \
+        op((cfg)->str_popleft);                 \
+        op((cfg)->str_appendleft);              \
+        op((cfg)->str__run);                    \
+        op((cfg)->str__cancelled);              \
+        op((cfg)->str__when);                   \
+        op((cfg)->str__when_ns);                \
+        op((cfg)->str_notify);                  \
+        op((cfg)->str_mod_ns);                  \
+        op((cfg)->str__run_ready_debug);        \
+        op((cfg)->str_call_later);              \
+        op((cfg)->str_call_at);                 \
+    } while (0)
+
+
+/* The offsets of @type's object slots @names into @offsets. */
+static int
+loopcore_slot_offsets(PyObject *type, const char *const *names, int count,
+                      Py_ssize_t *offsets)
+{
+    for (int i = 0; i < count; i++) {
+        PyObject *descr = PyObject_GetAttrString(type, names[i]);
+        PyMemberDef *member;
+
+        if (descr == NULL) {
+            return -1;
+        }
+        if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            Py_DECREF(descr);
+            PyErr_Format(PyExc_TypeError, "%R.%s is not a slot", type,
+                         names[i]);
+            return -1;
+        }
+        member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX) {
+            Py_DECREF(descr);
+            PyErr_Format(PyExc_TypeError, "%R.%s is not an object slot",
+                         type, names[i]);
+            return -1;
+        }
+        offsets[i] = member->offset;
+        Py_DECREF(descr);
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(loopconfig_configure_doc,
+"configure($self, /, *, handle_type, timer_type, plain_handle_types,\n"
+"          exc_hook, call_soon, call_soon_threadsafe, new_timer_debug,\n"
+"          future_type)\n--\n\n"
+"Tell the face what it builds on: the Handle type that call_soon()\n"
+"makes; the TimerHandle subclass that call_later() makes (with a\n"
+"_when_ns slot); the handle types whose _run is Handle._run (run\n"
+"natively); exc_hook(handle, exc) for a callback that raised;\n"
+"BaseEventLoop's call_soon and call_soon_threadsafe for debug mode;\n"
+"new_timer_debug(loop, name, when, when_ns, callback, args, context),\n"
+"which makes a timer handle in debug mode; and the Future type that\n"
+"create_future() makes.  Called once by cevent._loop at import.");
+
+static PyObject *
+loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {
+        "handle_type", "timer_type", "plain_handle_types", "exc_hook",
+        "call_soon", "call_soon_threadsafe", "new_timer_debug",
+        "future_type", NULL
+    };
+    cev_loop_config *cfg = &self->loop;
+    PyObject *handle_type = NULL, *timer_type = NULL, *plain = NULL;
+    PyObject *exc_hook = NULL, *call_soon = NULL, *call_soon_ts = NULL;
+    PyObject *new_timer_debug = NULL, *future_type = NULL;
+    Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
+    Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
+
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "|$O!O!O!OOOOO!:configure", kwlist,
+            &PyType_Type, &handle_type, &PyType_Type, &timer_type,
+            &PyTuple_Type, &plain, &exc_hook, &call_soon, &call_soon_ts,
+            &new_timer_debug, &PyType_Type, &future_type)) {
+        return NULL;
+    }
+    /* Keyword-only arguments are optional for PyArg_Parse*: all needed */
+    if (handle_type == NULL || timer_type == NULL || plain == NULL ||
+        exc_hook == NULL || call_soon == NULL || call_soon_ts == NULL ||
+        new_timer_debug == NULL || future_type == NULL) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure() needs all 8 keyword arguments");
+        return NULL;
+    }
+    if (!PyCallable_Check(exc_hook) || !PyCallable_Check(call_soon) ||
+        !PyCallable_Check(call_soon_ts) || !PyCallable_Check(new_timer_debug)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(): exc_hook, call_soon, "
+                        "call_soon_threadsafe and new_timer_debug must be "
+                        "callable");
+        return NULL;
+    }
+    if (!PyType_IsSubtype((PyTypeObject *)timer_type,
+                          (PyTypeObject *)handle_type) ||
+        ((PyTypeObject *)timer_type)->tp_base == NULL ||
+        ((PyTypeObject *)timer_type)->tp_base ==
+        (PyTypeObject *)handle_type) {
+        PyErr_SetString(PyExc_TypeError,
+                        "the timer type must subclass a subclass of the "
+                        "handle type (TimerHandle)");
+        return NULL;
+    }
+    if (loopcore_slot_offsets(handle_type, handle_slot_names,
+                              CEV_LOOP_HANDLE_SLOTS, handle_offsets) < 0 ||
+        loopcore_slot_offsets(timer_type, timer_slot_names,
+                              CEV_LOOP_TIMER_SLOTS, timer_offsets) < 0) {
+        return NULL;
+    }
+    memcpy(cfg->handle_offsets, handle_offsets, sizeof(handle_offsets));
+    memcpy(cfg->timer_offsets, timer_offsets, sizeof(timer_offsets));
+    Py_XSETREF(cfg->handle_type, Py_NewRef(handle_type));
+    Py_XSETREF(cfg->timer_type, Py_NewRef(timer_type));
+    Py_XSETREF(cfg->plain_handle_types, Py_NewRef(plain));
+    Py_XSETREF(cfg->exc_hook, Py_NewRef(exc_hook));
+    Py_XSETREF(cfg->py_call_soon, Py_NewRef(call_soon));
+    Py_XSETREF(cfg->py_call_soon_threadsafe, Py_NewRef(call_soon_ts));
+    Py_XSETREF(cfg->new_timer_debug, Py_NewRef(new_timer_debug));
+    Py_XSETREF(cfg->future_type, Py_NewRef(future_type));
+    Py_RETURN_NONE;
+}
+
+/* ---- the object ----------------------------------------------------------- */
+
+static int
+loopconfig_traverse(LoopConfigObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->LoopCoreType);
+    Py_VISIT(self->FdWatchType);
+    Py_VISIT(self->TransportType);
+    LOOP_CONFIG_OBJECTS(Py_VISIT, &self->loop);
+    return 0;
+}
+
+static int
+loopconfig_clear(LoopConfigObject *self)
+{
+    Py_CLEAR(self->LoopCoreType);
+    Py_CLEAR(self->FdWatchType);
+    Py_CLEAR(self->TransportType);
+    LOOP_CONFIG_OBJECTS(Py_CLEAR, &self->loop);
+    cev_transport_state_clear(&self->transport);
+    return 0;
+}
+
+static void
+loopconfig_dealloc(LoopConfigObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    PyObject_GC_UnTrack(self);
+    (void)loopconfig_clear(self);
+    cev_transport_state_free(&self->transport);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef loopconfig_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))loopconfig_configure,
+     METH_VARARGS | METH_KEYWORDS, loopconfig_configure_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+PyDoc_STRVAR(loopconfig_doc,
+"The asyncio face's types and configuration (cevent._cevent._loop_config;\n"
+"one per module, made at import).");
+
+static PyType_Slot loopconfig_slots[] = {
+    {Py_tp_dealloc, loopconfig_dealloc},
+    {Py_tp_traverse, loopconfig_traverse},
+    {Py_tp_clear, loopconfig_clear},
+    {Py_tp_methods, loopconfig_methods},
+    {Py_tp_doc, (void *)loopconfig_doc},
+    {0, NULL}
+};
+
+static PyType_Spec loopconfig_spec = {
+    .name = "cevent._cevent._LoopConfig",
+    .basicsize = sizeof(LoopConfigObject),
+    .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+              Py_TPFLAGS_DISALLOW_INSTANTIATION),
+    .slots = loopconfig_slots,
+};
+
+/* ---- the face in the module ------------------------------------------- */
+
+static PyMethodDef loop_functions[] = {
+    {"_ns_ceil", cev_loopcore_ns_ceil, METH_O,
+     "_ns_ceil($module, seconds, /)\n--\n\n"
+     "The smallest integer number of ns that is >= seconds exactly."},
+    {NULL, NULL, 0, NULL}
+};
+
+/* Create a type from @spec with @module and add it to @module. */
+static PyTypeObject *
+loop_add_type(PyObject *module, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+
+    if (type == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddType(module, (PyTypeObject *)type) < 0) {
+        Py_DECREF(type);
+        return NULL;
+    }
+    return (PyTypeObject *)type;
+}
+
+int
+cev_loop_exec(PyObject *module)
+{
+    cevent_state *state = get_cevent_state(module);
+    PyTypeObject *config_type;
+    LoopConfigObject *self;
+
+    config_type = loop_add_type(module, &loopconfig_spec);
+    if (config_type == NULL) {
+        return -1;
+    }
+    self = PyObject_GC_New(LoopConfigObject, config_type);
+    Py_DECREF(config_type);             /* the module holds it */
+    if (self == NULL) {
+        return -1;
+    }
+    memset(&self->loop, 0, sizeof(self->loop));
+    memset(&self->transport, 0, sizeof(self->transport));
+    self->LoopCoreType = NULL;
+    self->FdWatchType = NULL;
+    self->TransportType = NULL;
+    PyObject_GC_Track(self);
+    state->loop_face = (PyObject *)self;
+    if (loopconfig_init_names(&self->loop) < 0 ||
+        cev_transport_state_init(&self->transport) < 0) {
+        return -1;
+    }
+    self->LoopCoreType = loop_add_type(module, &cev_loopcore_spec);
+    if (self->LoopCoreType == NULL) {
+        return -1;
+    }
+    self->FdWatchType = loop_add_type(module, &cev_fdwatch_spec);
+    if (self->FdWatchType == NULL) {
+        return -1;
+    }
+    self->TransportType = loop_add_type(module, &cev_transport_spec);
+    if (self->TransportType == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "_loop_config", (PyObject *)self) < 0) {
+        return -1;
+    }
+    return PyModule_AddFunctions(module, loop_functions);
+}
