@@ -166,3 +166,45 @@ def test_face_files_are_where_the_layout_says():
             "configobject.c"} <= names
     assert not list(BINDING.glob("loop*.c"))
     assert not list(BINDING.glob("transport*.c"))
+
+
+def _c_string_literals(path):
+    """The string literals of a C file, comments left out."""
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)
+    return re.findall(r'"((?:\\.|[^"\\])*)"', text)
+
+
+def test_asyncio_layout_names_only_in_the_layout_file():
+    """What the face's C code knows of asyncio's private layout comes from
+    Lib/cevent/_asyncio_layout.py (through _LoopConfig.configure()): no C
+    file of the face names those attributes itself."""
+    from cevent import _asyncio_layout as layout
+
+    # _LoopCore's data descriptors must carry BaseEventLoop's names in C
+    # (a PyGetSetDef table): they are checked against LOOP_ATTRS below.
+    # _when_ns and the two _slow aliases are cevent's own names.
+    names = set(layout.HANDLE_SLOTS + layout.TIMER_SLOTS +
+                layout.HANDLE_ATTRS + layout.TRANSPORT_ATTRS +
+                layout.KEY_FIELDS)
+    names -= {"_when_ns", "_read_ready__data_received_slow", "_write_slow"}
+    names -= set(layout.LOOP_ATTRS)     # "_scheduled": also the loop's
+    bad = []
+    for path in sorted(FACE.glob("*.c")) + sorted(FACE.glob("*.h")):
+        for literal in _c_string_literals(path):
+            for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", literal):
+                if word in names and literal.strip() == word:
+                    bad.append(f"{path.name}: \"{literal}\"")
+    assert not bad, "\n".join(bad)
+
+
+def test_loop_core_descriptors_are_the_layout_files():
+    """_LoopCore replaces exactly the BaseEventLoop attributes that
+    cevent._asyncio_layout checks (LOOP_ATTRS), plus its own _iterate."""
+    import types
+
+    from cevent import _asyncio_layout as layout
+    from cevent._cevent import _LoopCore
+
+    descriptors = {name for name, value in vars(_LoopCore).items()
+                   if isinstance(value, types.GetSetDescriptorType)}
+    assert descriptors == set(layout.LOOP_ATTRS) | {"_iterate"}

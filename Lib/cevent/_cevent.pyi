@@ -248,6 +248,11 @@ class _LoopConfig:
         call_soon: Callable[..., Any],
         call_soon_threadsafe: Callable[..., Any],
         new_timer_debug: Callable[..., Any], future_type: type,
+        handle_slots: tuple[str, ...] | None,
+        timer_slots: tuple[str, ...] | None,
+        handle_attrs: tuple[str, str, str, str],
+        key_fields: tuple[int, int, int] | None,
+        transport_attrs: tuple[str, ...],
     ) -> None: ...
 
 _loop_config: _LoopConfig

@@ -24,6 +24,8 @@ subprocesses, signals, executors, sendfile, ...) driven by a
 from __future__ import annotations
 
 import asyncio
+import heapq
+import math
 import selectors
 import sys
 from asyncio import base_events, events, format_helpers
@@ -33,12 +35,14 @@ from collections.abc import Callable, Coroutine, Mapping
 from contextvars import Context
 from typing import Any, TypeVar
 
+from . import _asyncio_layout
 from ._cevent import (
     CLOCK_REALTIME,
     SCALE_NS,
     AioContext,
     _FdWatch,
     _LoopCore,
+    clock_ns,
     _SocketTransportCore,
     _loop_config,
     _ns_ceil,
@@ -48,6 +52,10 @@ from ._cevent import (
 __all__ = ["Loop", "EventLoopPolicy", "new_event_loop", "run"]
 
 _T = TypeVar("_T")
+
+# Deadlines at or beyond this (either sign, e.g. call_later(math.inf))
+# never fire: the C code's bound, for the Python stand-in of _LoopCore.
+_NEVER_NS = 1 << 62
 
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
@@ -106,11 +114,14 @@ def _handle_exception(handle: events.Handle, exc: BaseException) -> None:
 def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
                      callback: Callable[..., object], args: tuple[Any, ...],
                      context: Context | None) -> TimerHandle:
-    """The timer handle of ``call_later``/``call_at`` in debug mode, made
-    as ``BaseEventLoop.call_at`` does (thread and callback checks, a source
-    traceback ending at the caller); ``_LoopCore`` pushes it."""
-    loop._check_thread()
-    loop._check_callback(callback, name)
+    """The timer handle of ``call_later``/``call_at`` in debug mode (and
+    whenever asyncio's handle slots are not the ones the C code writes),
+    made as ``BaseEventLoop.call_at`` does (in debug mode, thread and
+    callback checks, a source traceback ending at the caller);
+    ``_LoopCore`` pushes it."""
+    if loop.get_debug():
+        loop._check_thread()
+        loop._check_callback(callback, name)
     timer = TimerHandle(when, callback, args, loop, context)
     if timer._source_traceback:
         del timer._source_traceback[-1]
@@ -122,6 +133,7 @@ def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
 # TimerHandles in call_later()/call_at(), runs the handles whose _run is
 # Handle._run itself, and makes asyncio Futures in create_future().
 _loop_config.configure(
+    **_asyncio_layout.C_LAYOUT,
     handle_type=events.Handle,
     timer_type=TimerHandle,
     plain_handle_types=(events.Handle, events.TimerHandle, TimerHandle),
@@ -137,6 +149,39 @@ _loop_config.configure(
 # of the fd's selector key (what BaseSelectorEventLoop._process_events does
 # for a selector's event list), or call selector._drop_cancelled() for a
 # cancelled one, as _process_events does.
+
+
+class _PyFdWatch:
+    """``_FdWatch`` in Python, used when ``selectors.SelectorKey`` does not
+    have the layout the C one reads (``cevent._asyncio_layout``): it queues
+    the handles, as asyncio's ``_process_events`` does."""
+
+    __slots__ = ("key", "ready", "selector")
+
+    def __init__(self, key: selectors.SelectorKey, ready: deque[Any],
+                 selector: _AioContextSelector,
+                 loop: object = None) -> None:
+        self.key = key
+        self.ready = ready
+        self.selector = selector
+
+    def _ready_one(self, handle: Any, event: int) -> None:
+        if handle is None:
+            return
+        if handle._cancelled:
+            self.selector._drop_cancelled(self.key.fd, event)
+        else:
+            self.ready.append(handle)
+
+    def read_ready(self) -> None:
+        self._ready_one(self.key.data[0], _EVENT_READ)
+
+    def write_ready(self) -> None:
+        self._ready_one(self.key.data[1], _EVENT_WRITE)
+
+
+_FdWatchType: Any = (_FdWatch if _asyncio_layout.NATIVE["selector_key"]
+                     else _PyFdWatch)
 
 
 class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
@@ -211,7 +256,7 @@ class _AioContextSelector(selectors.BaseSelector):
         if fd in self._watches:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
         key = selectors.SelectorKey(fileobj, fd, events, data)
-        watch = _FdWatch(key, self._ready, self, self._loop)
+        watch = _FdWatchType(key, self._ready, self, self._loop)
         self._set_handler(watch)
         self._watches[fd] = watch
         return key
@@ -273,13 +318,21 @@ class _AioContextSelector(selectors.BaseSelector):
         return self._map  # type: ignore[return-value]
 
     def select(self, timeout: float | None = None) -> list[Any]:
-        """Not used: ``cevent.Loop._run_once`` polls the context in C and
-        the fd handlers run or queue the handles themselves, so there is
-        never an event list.  (``selectors.BaseSelector`` requires the
-        method.)"""
-        raise NotImplementedError(
-            "cevent.Loop's selector has no select(): the loop polls its "
-            "AioContext directly")
+        """One ``ctx.poll()``, blocking for at most ``timeout`` seconds
+        (``None``: until something happens).  The fd handlers have put the
+        ready handles on the loop's ready queue when it returns, so the
+        event list is always empty.  Only asyncio's own ``_run_once`` calls
+        it: when ``_LoopCore`` is not used (``cevent._asyncio_layout``);
+        ``_LoopCore._run_once`` polls the context in C."""
+        if timeout is not None and timeout <= 0:
+            self._ctx.poll(False)
+            return []
+        if timeout is not None:
+            deadline = clock_ns() + _seconds_to_ns_ceil(timeout)
+            if self._timer.expire_time != deadline:
+                self._timer.mod_ns(deadline)
+        self._ctx.poll(True)
+        return []
 
     def close(self) -> None:
         if self._map is None:
@@ -295,8 +348,13 @@ class _AioContextSelector(selectors.BaseSelector):
         self._loop = None       # the loop <-> selector cycle ends here
 
 
-class _SocketTransport(_SocketTransportCore,  # type: ignore[misc]
-                       selector_events._SelectorSocketTransport):
+# Without the native paths, asyncio's own transport code throughout.
+_TRANSPORT_BASES: tuple[type, ...] = (
+    ((_SocketTransportCore,) if _asyncio_layout.NATIVE["transport"] else ())
+    + (selector_events._SelectorSocketTransport,))  # type: ignore
+
+
+class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
     """asyncio's socket transport with its hot paths in C.
 
     ``_SocketTransportCore`` (first in the bases) replaces ``_read_ready``,
@@ -326,7 +384,62 @@ def _default_backend() -> str | None:
     return "epoll" if "epoll" in backends() else None
 
 
-class Loop(_LoopCore,  # type: ignore[misc]
+class _PyLoopCore:
+    """Stands in for ``_LoopCore`` when asyncio's ``BaseEventLoop`` does not
+    have the attributes it replaces (``cevent._asyncio_layout``): the
+    scheduling methods and ``_run_once`` are asyncio's own, and the
+    selector's ``select()`` polls the context."""
+
+    _iterate = False
+
+    def _attach(self, ctx: AioContext, timer: Any) -> None:
+        pass
+
+    # call_later/call_at keep cevent's deadlines: integer ns, rounded up,
+    # on TimerHandles ordered by them (asyncio's _run_once then runs a
+    # timer once time() > when, as _clock_resolution is 0).
+
+    def call_later(self, delay: float, callback: Callable[..., object],
+                   *args: Any, context: Context | None = None) -> TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        when_ns = max(-_NEVER_NS, min(_NEVER_NS, clock_ns() + _ns_ceil(delay)))
+        if abs(when_ns) >= _NEVER_NS:
+            when = math.copysign(math.inf, when_ns)
+        else:
+            when = when_ns / 1e9
+        return self._schedule_timer("call_later", when, when_ns, callback,
+                                    args, context)
+
+    def call_at(self, when: float, callback: Callable[..., object],
+                *args: Any, context: Context | None = None) -> TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        return self._schedule_timer("call_at", when, _ns_ceil(when),
+                                    callback, args, context)
+
+    def _schedule_timer(self, name: str, when: float, when_ns: int,
+                        callback: Callable[..., object], args: tuple[Any, ...],
+                        context: Context | None) -> TimerHandle:
+        loop: Any = self
+        loop._check_closed()
+        timer = _new_timer_debug(loop, name, when, when_ns, callback, args,
+                                 context)
+        if timer._source_traceback:
+            # call_later/call_at and this method
+            del timer._source_traceback[-2:]
+        heapq.heappush(loop._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+
+if _asyncio_layout.NATIVE["loop_core"]:
+    _LoopBase: Any = _LoopCore
+else:
+    _LoopBase = _PyLoopCore
+
+
+class Loop(_LoopBase,
            unix_events._UnixSelectorEventLoop):
     """An asyncio event loop driven by a :class:`cevent.AioContext`.
 
@@ -359,12 +472,17 @@ class Loop(_LoopCore,  # type: ignore[misc]
         # than a ppoll() of a few fds, and the loop makes one per iteration.
         self._ctx._set_epoll_threshold(1)
         ready: deque[events.Handle] = deque()
-        self.__selector = _AioContextSelector(self._ctx, ready, self)
+        # The fd handlers run handles inline only for the native core.
+        self.__selector = _AioContextSelector(
+            self._ctx, ready,
+            self if _asyncio_layout.NATIVE["loop_core"] else None)
         super().__init__(self.__selector)
         # BaseEventLoop made a ready queue of its own: run the one the fd
         # handlers fill instead (nothing is queued yet).
         self._ready = ready
-        self._clock_resolution = 1e-9
+        # No early timers: asyncio's own _run_once (when it is used) runs
+        # those due before now + _clock_resolution.
+        self._clock_resolution = 0.0
         self._attach(self._ctx, self.__selector._timer)
 
     @property

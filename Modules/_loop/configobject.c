@@ -12,15 +12,6 @@
 
 #include "loop.h"
 
-static const char *const handle_slot_names[CEV_LOOP_HANDLE_SLOTS] = {
-    "_callback", "_args", "_cancelled", "_loop", "_source_traceback",
-    "_repr", "_context",
-};
-
-static const char *const timer_slot_names[CEV_LOOP_TIMER_SLOTS] = {
-    "_scheduled", "_when", "_when_ns",
-};
-
 LoopConfigObject *
 cev_loop_face(PyTypeObject *type)
 {
@@ -61,9 +52,6 @@ loopconfig_init_names(cev_loop_config *cfg)
     INTERN(str_append, "append");
     INTERN(str_popleft, "popleft");
     INTERN(str_appendleft, "appendleft");
-    INTERN(str__run, "_run");
-    INTERN(str__cancelled, "_cancelled");
-    INTERN(str__when, "_when");
     INTERN(str__when_ns, "_when_ns");
     INTERN(str_notify, "notify");
     INTERN(str_mod_ns, "mod_ns");
@@ -96,6 +84,7 @@ loopconfig_init_names(cev_loop_config *cfg)
         op((cfg)->str__run);                    \
         op((cfg)->str__cancelled);              \
         op((cfg)->str__when);                   \
+        op((cfg)->str__scheduled);              \
         op((cfg)->str__when_ns);                \
         op((cfg)->str_notify);                  \
         op((cfg)->str_mod_ns);                  \
@@ -105,29 +94,45 @@ loopconfig_init_names(cev_loop_config *cfg)
     } while (0)
 
 
-/* The offsets of @type's object slots @names into @offsets. */
+/*
+ * @names: a tuple of @count str, or None.  The offsets of @type's object
+ * slots @names into @offsets; 0 without doing anything for None.
+ */
 static int
-loopcore_slot_offsets(PyObject *type, const char *const *names, int count,
+loopcore_slot_offsets(PyObject *type, PyObject *names, int count,
                       Py_ssize_t *offsets)
 {
+    if (names == Py_None) {
+        return 0;
+    }
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != count) {
+        PyErr_Format(PyExc_TypeError, "slot names: a tuple of %d str or "
+                     "None", count);
+        return -1;
+    }
     for (int i = 0; i < count; i++) {
-        PyObject *descr = PyObject_GetAttrString(type, names[i]);
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        PyObject *descr;
         PyMemberDef *member;
 
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "slot names must be str");
+            return -1;
+        }
+        descr = PyObject_GetAttr(type, name);
         if (descr == NULL) {
             return -1;
         }
         if (!Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
             Py_DECREF(descr);
-            PyErr_Format(PyExc_TypeError, "%R.%s is not a slot", type,
-                         names[i]);
+            PyErr_Format(PyExc_TypeError, "%R.%U is not a slot", type, name);
             return -1;
         }
         member = ((PyMemberDescrObject *)descr)->d_member;
         if (member->type != T_OBJECT_EX) {
             Py_DECREF(descr);
-            PyErr_Format(PyExc_TypeError, "%R.%s is not an object slot",
-                         type, names[i]);
+            PyErr_Format(PyExc_TypeError, "%R.%U is not an object slot",
+                         type, name);
             return -1;
         }
         offsets[i] = member->offset;
@@ -136,10 +141,68 @@ loopcore_slot_offsets(PyObject *type, const char *const *names, int count,
     return 0;
 }
 
+/* A tuple of @count str, interned into @out (new references). */
+static int
+loopconfig_names(PyObject *names, Py_ssize_t count, const char *what,
+                 PyObject **out)
+{
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) != count) {
+        PyErr_Format(PyExc_TypeError, "%s: a tuple of %zd str", what, count);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(names, i))) {
+            PyErr_Format(PyExc_TypeError, "%s: a tuple of %zd str", what,
+                         count);
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = Py_NewRef(PyTuple_GET_ITEM(names, i));
+
+        PyUnicode_InternInPlace(&name);
+        Py_XSETREF(out[i], name);
+    }
+    return 0;
+}
+
+/* key_fields: (index of fd, index of data, length), or None. */
+static int
+loopconfig_key_fields(cev_loop_config *cfg, PyObject *fields)
+{
+    Py_ssize_t v[3];
+
+    if (fields == Py_None) {
+        cfg->key_size = 0;
+        return 0;
+    }
+    if (!PyTuple_Check(fields) || PyTuple_GET_SIZE(fields) != 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "key_fields: (fd index, data index, length) or None");
+        return -1;
+    }
+    for (int i = 0; i < 3; i++) {
+        v[i] = PyLong_AsSsize_t(PyTuple_GET_ITEM(fields, i));
+        if (v[i] == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (v[2] < 2 || v[0] < 0 || v[0] >= v[2] || v[1] < 0 || v[1] >= v[2] ||
+        v[0] == v[1]) {
+        PyErr_SetString(PyExc_ValueError, "key_fields: bad indexes");
+        return -1;
+    }
+    cfg->key_fd = v[0];
+    cfg->key_data = v[1];
+    cfg->key_size = v[2];
+    return 0;
+}
+
 PyDoc_STRVAR(loopconfig_configure_doc,
 "configure($self, /, *, handle_type, timer_type, plain_handle_types,\n"
 "          exc_hook, call_soon, call_soon_threadsafe, new_timer_debug,\n"
-"          future_type)\n--\n\n"
+"          future_type, handle_slots, timer_slots, handle_attrs,\n"
+"          key_fields, transport_attrs)\n--\n\n"
 "Tell the face what it builds on: the Handle type that call_soon()\n"
 "makes; the TimerHandle subclass that call_later() makes (with a\n"
 "_when_ns slot); the handle types whose _run is Handle._run (run\n"
@@ -147,7 +210,13 @@ PyDoc_STRVAR(loopconfig_configure_doc,
 "BaseEventLoop's call_soon and call_soon_threadsafe for debug mode;\n"
 "new_timer_debug(loop, name, when, when_ns, callback, args, context),\n"
 "which makes a timer handle in debug mode; and the Future type that\n"
-"create_future() makes.  Called once by cevent._loop at import.");
+"create_future() makes.  The rest is what the C code knows of asyncio's\n"
+"private layout (cevent._asyncio_layout): the Handle and TimerHandle\n"
+"slots it writes (None: make handles in Python), the names of a\n"
+"handle's _run, _cancelled, _when and _scheduled, the SelectorKey\n"
+"positions (None:\n"
+"no _FdWatch) and the socket transport's attributes.  Called once by\n"
+"cevent._loop at import.");
 
 static PyObject *
 loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
@@ -155,28 +224,40 @@ loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {
         "handle_type", "timer_type", "plain_handle_types", "exc_hook",
         "call_soon", "call_soon_threadsafe", "new_timer_debug",
-        "future_type", NULL
+        "future_type", "handle_slots", "timer_slots", "handle_attrs",
+        "key_fields", "transport_attrs", NULL
     };
     cev_loop_config *cfg = &self->loop;
     PyObject *handle_type = NULL, *timer_type = NULL, *plain = NULL;
     PyObject *exc_hook = NULL, *call_soon = NULL, *call_soon_ts = NULL;
     PyObject *new_timer_debug = NULL, *future_type = NULL;
-    Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS];
-    Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS];
+    PyObject *handle_slots = NULL, *timer_slots = NULL, *handle_attrs = NULL;
+    PyObject *key_fields = NULL, *transport_attrs = NULL;
+    PyObject *attrs[4] = {NULL, NULL, NULL, NULL};
+    Py_ssize_t handle_offsets[CEV_LOOP_HANDLE_SLOTS] = {0};
+    Py_ssize_t timer_offsets[CEV_LOOP_TIMER_SLOTS] = {0};
 
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "|$O!O!O!OOOOO!:configure", kwlist,
+            args, kwds, "|$O!O!O!OOOOO!OOOOO:configure", kwlist,
             &PyType_Type, &handle_type, &PyType_Type, &timer_type,
             &PyTuple_Type, &plain, &exc_hook, &call_soon, &call_soon_ts,
-            &new_timer_debug, &PyType_Type, &future_type)) {
+            &new_timer_debug, &PyType_Type, &future_type, &handle_slots,
+            &timer_slots, &handle_attrs, &key_fields, &transport_attrs)) {
         return NULL;
     }
     /* Keyword-only arguments are optional for PyArg_Parse*: all needed */
     if (handle_type == NULL || timer_type == NULL || plain == NULL ||
         exc_hook == NULL || call_soon == NULL || call_soon_ts == NULL ||
-        new_timer_debug == NULL || future_type == NULL) {
+        new_timer_debug == NULL || future_type == NULL ||
+        handle_slots == NULL || timer_slots == NULL || handle_attrs == NULL ||
+        key_fields == NULL || transport_attrs == NULL) {
         PyErr_SetString(PyExc_TypeError,
-                        "configure() needs all 8 keyword arguments");
+                        "configure() needs all 13 keyword arguments");
+        return NULL;
+    }
+    if ((handle_slots == Py_None) != (timer_slots == Py_None)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "handle_slots and timer_slots: both or neither");
         return NULL;
     }
     if (!PyCallable_Check(exc_hook) || !PyCallable_Check(call_soon) ||
@@ -197,12 +278,24 @@ loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
                         "handle type (TimerHandle)");
         return NULL;
     }
-    if (loopcore_slot_offsets(handle_type, handle_slot_names,
+    if (loopcore_slot_offsets(handle_type, handle_slots,
                               CEV_LOOP_HANDLE_SLOTS, handle_offsets) < 0 ||
-        loopcore_slot_offsets(timer_type, timer_slot_names,
-                              CEV_LOOP_TIMER_SLOTS, timer_offsets) < 0) {
+        loopcore_slot_offsets(timer_type, timer_slots,
+                              CEV_LOOP_TIMER_SLOTS, timer_offsets) < 0 ||
+        loopconfig_names(handle_attrs, 4, "handle_attrs", attrs) < 0 ||
+        loopconfig_key_fields(cfg, key_fields) < 0 ||
+        loopconfig_names(transport_attrs, CEV_TRANSPORT_NAMES,
+                         "transport_attrs", self->transport.names) < 0) {
+        for (int i = 0; i < 4; i++) {
+            Py_XDECREF(attrs[i]);
+        }
         return NULL;
     }
+    Py_XSETREF(cfg->str__run, attrs[0]);
+    Py_XSETREF(cfg->str__cancelled, attrs[1]);
+    Py_XSETREF(cfg->str__when, attrs[2]);
+    Py_XSETREF(cfg->str__scheduled, attrs[3]);
+    cfg->native_handles = handle_slots != Py_None;
     memcpy(cfg->handle_offsets, handle_offsets, sizeof(handle_offsets));
     memcpy(cfg->timer_offsets, timer_offsets, sizeof(timer_offsets));
     Py_XSETREF(cfg->handle_type, Py_NewRef(handle_type));

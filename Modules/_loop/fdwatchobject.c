@@ -26,7 +26,6 @@ typedef struct {
     cev_loop_config *cfg;   /* the module's (the type holds the module) */
 } FdWatchObject;
 
-enum { KEY_FD = 1, KEY_DATA = 3, KEY_SIZE = 4 };
 #define WATCH_EVENT_READ 1      /* selectors.EVENT_READ */
 #define WATCH_EVENT_WRITE 2     /* selectors.EVENT_WRITE */
 
@@ -101,18 +100,27 @@ fdwatch_dealloc(FdWatchObject *self)
     Py_DECREF(tp);
 }
 
-/* The reader (@index 0) or writer (1) handle of @key, borrowed. */
+/*
+ * The reader (@index 0) or writer (1) handle of @key, borrowed.  The
+ * key's positions come from cevent._asyncio_layout (configure()).
+ */
 static PyObject *
-fdwatch_handle(PyObject *key, Py_ssize_t index)
+fdwatch_handle(cev_loop_config *cfg, PyObject *key, Py_ssize_t index)
 {
     PyObject *data;
 
-    if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != KEY_SIZE) {
+    if (cfg->key_size == 0) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_FdWatch: selectors.SelectorKey does not have the "
+                        "layout it reads");
+        return NULL;
+    }
+    if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != cfg->key_size) {
         PyErr_SetString(PyExc_TypeError,
                         "_FdWatch.key must be a selectors.SelectorKey");
         return NULL;
     }
-    data = PyTuple_GET_ITEM(key, KEY_DATA);
+    data = PyTuple_GET_ITEM(key, cfg->key_data);
     if (!PyTuple_Check(data) || PyTuple_GET_SIZE(data) != 2) {
         PyErr_SetString(PyExc_TypeError,
                         "the selector key's data must be (reader, writer)");
@@ -162,7 +170,7 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
     }
     /* Python code below (a handle's _cancelled) may replace self->key */
     key = Py_NewRef(self->key);
-    handle = fdwatch_handle(key, index);
+    handle = fdwatch_handle(cfg, key, index);
     if (handle == NULL || handle == Py_None) {
         Py_DECREF(key);
         return handle == NULL ? NULL : Py_NewRef(Py_None);
@@ -175,7 +183,7 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
     }
     else if (cancelled) {
         res = PyObject_CallMethod(self->selector, "_drop_cancelled", "Oi",
-                                  PyTuple_GET_ITEM(key, KEY_FD), event);
+                                  PyTuple_GET_ITEM(key, cfg->key_fd), event);
     }
     else if ((inline_io = fdwatch_runs_inline(self)) < 0) {
         res = NULL;

@@ -11,6 +11,9 @@ loopcore_is_plain(cev_loop_config *cfg, PyObject *handle)
 {
     PyObject *types = cfg->plain_handle_types;
 
+    if (!cfg->native_handles) {
+        return false;           /* run through _run: the slots are unknown */
+    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(types); i++) {
         if ((PyObject *)Py_TYPE(handle) == PyTuple_GET_ITEM(types, i)) {
             return true;
@@ -44,6 +47,9 @@ loopcore_handle_cancelled(cev_loop_config *cfg, PyObject *handle, bool plain)
  * make them, and check what the debug-mode helper returns; the _scheduled
  * setter checks too), so its _cancelled and _scheduled slots are read and
  * written directly: no Python code runs while the heap is being reordered.
+ * Without native handles (cevent._asyncio_layout found the slots changed)
+ * they are read and written by name; an error there cannot be raised
+ * from the middle of the heap's work and goes to sys.unraisablehook.
  */
 PyTypeObject *
 loopcore_timer_base(cev_loop_config *cfg)
@@ -54,7 +60,17 @@ loopcore_timer_base(cev_loop_config *cfg)
 bool
 loopcore_timer_cancelled(cev_loop_config *cfg, PyObject *handle)
 {
-    return SLOT(cfg, handle, SLOT_CANCELLED) == Py_True;
+    int cancelled;
+
+    if (cfg->native_handles) {
+        return SLOT(cfg, handle, SLOT_CANCELLED) == Py_True;
+    }
+    cancelled = loopcore_handle_cancelled(cfg, handle, false);
+    if (cancelled < 0) {
+        PyErr_WriteUnraisable(handle);
+        return false;
+    }
+    return cancelled;
 }
 
 /* handle._scheduled = value, for a handle entering or leaving the heap. */
@@ -62,8 +78,14 @@ void
 loopcore_timer_set_scheduled(cev_loop_config *cfg, PyObject *handle,
                              bool value)
 {
-    Py_XSETREF(TSLOT(cfg, handle, TSLOT_SCHEDULED),
-               Py_NewRef(value ? Py_True : Py_False));
+    if (cfg->native_handles) {
+        Py_XSETREF(TSLOT(cfg, handle, TSLOT_SCHEDULED),
+                   Py_NewRef(value ? Py_True : Py_False));
+    }
+    else if (PyObject_SetAttr(handle, cfg->str__scheduled,
+                              value ? Py_True : Py_False) < 0) {
+        PyErr_WriteUnraisable(handle);
+    }
 }
 
 /*
@@ -275,11 +297,14 @@ loopcore_track_queued(cev_loop_config *cfg, LoopCoreObject *self)
 int
 loopcore_run_live_handle(cev_loop_config *cfg, PyObject *handle, bool plain)
 {
-    PyObject *ctx, *callback, *cbargs, *res, *value, *hook_args[2];
+    PyObject *ctx = NULL, *callback = NULL, *cbargs = NULL;
+    PyObject *res, *value, *hook_args[2];
 
-    ctx = SLOT(cfg, handle, SLOT_CONTEXT);
-    callback = SLOT(cfg, handle, SLOT_CALLBACK);
-    cbargs = SLOT(cfg, handle, SLOT_ARGS);
+    if (plain) {
+        ctx = SLOT(cfg, handle, SLOT_CONTEXT);
+        callback = SLOT(cfg, handle, SLOT_CALLBACK);
+        cbargs = SLOT(cfg, handle, SLOT_ARGS);
+    }
     if (!plain || ctx == NULL || callback == NULL || cbargs == NULL ||
         !PyTuple_Check(cbargs) || !PyContext_CheckExact(ctx)) {
         /*

@@ -46,9 +46,10 @@ typedef struct {
     PyObject *str_append;            /* interned names */
     PyObject *str_popleft;
     PyObject *str_appendleft;
-    PyObject *str__run;
+    PyObject *str__run;              /* handle_attrs of configure() */
     PyObject *str__cancelled;
     PyObject *str__when;
+    PyObject *str__scheduled;
     PyObject *str__when_ns;
     PyObject *str_notify;
     PyObject *str_mod_ns;
@@ -56,6 +57,10 @@ typedef struct {
     PyObject *str_call_later;
     PyObject *str_call_at;
     PyObject *kwnames_loop;          /* ("loop",) */
+    /* From cevent._asyncio_layout: what the C code may rely on. */
+    bool native_handles;             /* write Handle slots by offset */
+    Py_ssize_t key_fd, key_data;     /* SelectorKey positions, */
+    Py_ssize_t key_size;             /* 0: _FdWatch unusable */
 } cev_loop_config;
 
 /*

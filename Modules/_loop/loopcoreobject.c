@@ -149,7 +149,7 @@ loopcore_call_soon(LoopCoreObject *self, PyTypeObject *defining_class,
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
     }
-    if (self->debug || self->closed) {
+    if (self->debug || self->closed || !cfg->native_handles) {
         /* BaseEventLoop's: checks, source traceback, "closed" error */
         return loopcore_call_python(cfg->py_call_soon, (PyObject *)self,
                                     args, nargsf, kwnames);
@@ -175,7 +175,8 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
     }
-    if (self->debug || self->closed || self->context == NULL) {
+    if (self->debug || self->closed || self->context == NULL ||
+        !cfg->native_handles) {
         return loopcore_call_python(cfg->py_call_soon_threadsafe,
                                     (PyObject *)self, args, nargsf,
                                     kwnames);
@@ -222,7 +223,7 @@ loopcore_schedule_timer(cev_loop_config *cfg, LoopCoreObject *self,
     if (py_when_ns == NULL) {
         return NULL;
     }
-    if (self->debug) {
+    if (self->debug || !cfg->native_handles) {
         PyObject *dargs[7] = {
             (PyObject *)self, name, when, py_when_ns, callback, cbargs,
             context != NULL ? context : Py_None,

@@ -50,24 +50,13 @@
 /* asyncio's _SelectorSocketTransport.max_size */
 #define TRANSPORT_RECV_MAX (256 * 1024)
 
-#define TN(which) [CEV_TN_##which] = #which
-static const char *const transport_names[CEV_TRANSPORT_NAMES] = {
-    TN(_read_ready_cb), TN(_conn_lost), TN(max_size), TN(_sock_fd),
-    TN(_protocol), TN(data_received), TN(_fatal_error),
-    TN(_read_ready__on_eof), TN(_read_ready__data_received_slow), TN(_eof),
-    TN(_empty_waiter), TN(_buffer), TN(_write_slow),
-};
-#undef TN
 
 int
 cev_transport_state_init(cev_transport_config *cfg)
 {
+    /* The names come from _LoopConfig.configure() (transport_attrs) */
     for (int i = 0; i < CEV_TRANSPORT_NAMES; i++) {
-        assert(transport_names[i] != NULL);
-        cfg->names[i] = PyUnicode_InternFromString(transport_names[i]);
-        if (cfg->names[i] == NULL) {
-            return -1;
-        }
+        cfg->names[i] = NULL;
     }
     cfg->recv_buf = NULL;
     return 0;
@@ -90,10 +79,19 @@ cev_transport_state_free(cev_transport_config *cfg)
 
 #define NAME(cfg, which) ((cfg)->names[CEV_TN_##which])
 
+/* The names, or NULL with RuntimeError before configure(). */
 static cev_transport_config *
 transport_config(PyTypeObject *defining_class)
 {
-    return &cev_loop_face(defining_class)->transport;
+    cev_transport_config *cfg = &cev_loop_face(defining_class)->transport;
+
+    if (cfg->names[0] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cevent._cevent._loop_config.configure() was not "
+                        "called");
+        return NULL;
+    }
+    return cfg;
 }
 
 /*
@@ -230,6 +228,9 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
     cev_transport_config *cfg = transport_config(defining_class);
     PyObject *dict, *cb, *res;
 
+    if (cfg == NULL) {
+        return NULL;
+    }
     if (cev_check_no_args("_read_ready", nargs, kwnames) < 0) {
         return NULL;
     }
@@ -340,6 +341,9 @@ transport_read_ready__data_received(PyObject *self,
     cev_transport_config *cfg = transport_config(defining_class);
     PyObject *dict, *res;
 
+    if (cfg == NULL) {
+        return NULL;
+    }
     if (cev_check_no_args("_read_ready__data_received", nargs,
                           kwnames) < 0) {
         return NULL;
@@ -432,6 +436,9 @@ transport_write(PyObject *self, PyTypeObject *defining_class,
     PyObject *dict, *res;
     int now;
 
+    if (cfg == NULL) {
+        return NULL;
+    }
     if (nargs != 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))) {
         PyErr_SetString(PyExc_TypeError,
                         "write() takes exactly one positional argument");

@@ -262,12 +262,13 @@ def test_loop_cycle_is_collected():
 
 
 def test_configure_rejects_bad_arguments():
-    from cevent import _loop
+    from cevent import _asyncio_layout, _loop
 
     good = dict(handle_type=asyncio.Handle, timer_type=_loop.TimerHandle,
                 plain_handle_types=(), exc_hook=print, call_soon=print,
                 call_soon_threadsafe=print, new_timer_debug=print,
-                future_type=asyncio.Future)
+                future_type=asyncio.Future,
+                **_asyncio_layout.C_LAYOUT)
 
     def configure(**change):
         _cevent._loop_config.configure(**{**good, **change})
@@ -285,6 +286,21 @@ def test_configure_rejects_bad_arguments():
                                        plain_handle_types=())
     with pytest.raises(TypeError):      # positional arguments
         _cevent._loop_config.configure(*good.values())
+    # the layout that cevent._asyncio_layout passes
+    with pytest.raises(TypeError):
+        configure(handle_slots=None)    # without timer_slots=None
+    with pytest.raises(TypeError):
+        configure(handle_slots=("_callback",))
+    with pytest.raises(TypeError):
+        configure(handle_attrs=("_run", "_cancelled", "_when"))
+    with pytest.raises(TypeError):
+        configure(transport_attrs=("_read_ready_cb",))
+    with pytest.raises(TypeError):
+        configure(key_fields=(1, 3))
+    with pytest.raises(ValueError):
+        configure(key_fields=(1, 1, 4))
+    with pytest.raises(ValueError):
+        configure(key_fields=(1, 4, 4))
     with pytest.raises(TypeError):
         configure(unknown=1)
     # the timer type must be a TimerHandle subclass
@@ -763,10 +779,11 @@ def test_debug_timer_helper_must_return_a_timer_handle(loop):
     debug-mode helper returning anything else is refused."""
     from asyncio import base_events, events
 
-    from cevent import _loop
+    from cevent import _asyncio_layout, _loop
 
     def configure(new_timer_debug):
         _cevent._loop_config.configure(
+            **_asyncio_layout.C_LAYOUT,
             handle_type=events.Handle, timer_type=_loop.TimerHandle,
             plain_handle_types=(events.Handle, events.TimerHandle,
                                 _loop.TimerHandle),
