@@ -35,6 +35,7 @@ import types
 import warnings
 from asyncio import base_events, events, selector_events
 from collections.abc import Callable
+from typing import Any
 
 PIECES = ("handles", "selector_key", "transport", "loop_core")
 
@@ -116,7 +117,7 @@ def _check_selector_key() -> str | None:
 
 
 def _check_transport() -> str | None:
-    cls = selector_events._SelectorSocketTransport  # type: ignore
+    cls: Any = selector_events._SelectorSocketTransport  # type: ignore
     bad = [name for name in _TRANSPORT_CLASS if not hasattr(cls, name)]
     names = _init_names(cls)
     bad += [name for name in _TRANSPORT_INSTANCE if name not in names]
@@ -190,7 +191,7 @@ for _piece, _why in MISMATCHES.items():
 del _piece, _why
 
 #: The configure() arguments that carry this knowledge into the C code.
-C_LAYOUT = {
+C_LAYOUT: dict[str, Any] = {
     "handle_slots": HANDLE_SLOTS if NATIVE["handles"] else None,
     "timer_slots": TIMER_SLOTS if NATIVE["handles"] else None,
     "handle_attrs": HANDLE_ATTRS,

@@ -6,30 +6,36 @@ context's thread-safe calls (``bh_schedule_oneshot``, ``BH.schedule``,
 ``set_fd_handler``, ``notify``).
 """
 
+from __future__ import annotations
+
 import atexit
 import itertools
 import operator
 import threading
 import weakref
+from types import TracebackType
+from typing import Any, Self
+
+
 
 from ._cevent import AioContext
 
 __all__ = ["IOThread"]
 
 _names = itertools.count(1)
-_live = weakref.WeakSet()
+_live: weakref.WeakSet[IOThread] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
 
-def _check_param(name, value):
+def _check_param(name: str, value: Any) -> int:
     try:
-        value = operator.index(value)
+        index = operator.index(value)
     except TypeError:
         raise TypeError(
             f"{name} must be an int, not {type(value).__name__}") from None
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
-    return value
+    if index < 0:
+        raise ValueError(f"{name} must be >= 0, got {index}")
+    return index
 
 
 class IOThread:
@@ -70,8 +76,9 @@ class IOThread:
     and returns it; leaving the block stops it.
     """
 
-    def __init__(self, poll_max_ns=32768, poll_grow=0, poll_shrink=0,
-                 name=None, *, backend=None, aio_max_batch=0):
+    def __init__(self, poll_max_ns: int = 32768, poll_grow: int = 0,
+                 poll_shrink: int = 0, name: str | None = None, *,
+                 backend: str | None = None, aio_max_batch: int = 0) -> None:
         poll_max_ns = _check_param("poll_max_ns", poll_max_ns)
         poll_grow = _check_param("poll_grow", poll_grow)
         poll_shrink = _check_param("poll_shrink", poll_shrink)
@@ -94,38 +101,38 @@ class IOThread:
         self._state = "new"          # new -> running -> stopping -> stopped
         self._running = False        # loop condition; IOThread only
         self._started = threading.Event()
-        self._startup_error = None
-        self._error = None           # first callback exception
+        self._startup_error: BaseException | None = None
+        self._error: BaseException | None = None  # first callback exception
         self._thread = threading.Thread(target=self._run, name=name,
                                         daemon=True)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<cevent.IOThread {self.name!r} {self._state}>"
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The thread's name."""
         return self._thread.name
 
     @property
-    def context(self):
+    def context(self) -> AioContext:
         """The IOThread's AioContext (its home thread is the IOThread
         once started)."""
         return self._ctx
 
     @property
-    def ident(self):
+    def ident(self) -> int | None:
         """The thread identifier (``threading.get_ident()`` inside the
         IOThread), or None before :meth:`start`."""
         return self._thread.ident
 
-    def is_alive(self):
+    def is_alive(self) -> bool:
         """Whether the thread runs."""
         return self._thread.is_alive()
 
     # ---- life cycle ------------------------------------------------------
 
-    def start(self):
+    def start(self) -> None:
         """Start the thread and wait until it polls its context.
 
         Raises RuntimeError if the IOThread was already started or stopped.
@@ -146,7 +153,7 @@ class IOThread:
             error, self._startup_error = self._startup_error, None
             raise error
 
-    def stop(self):
+    def stop(self) -> None:
         """End the loop, join the thread and close the context.
 
         Thread-safe and idempotent.  Re-raises the first exception raised
@@ -180,19 +187,21 @@ class IOThread:
             finally:
                 error = None
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.start()
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()
 
     # ---- the thread ------------------------------------------------------
 
-    def _stop_bh(self):
+    def _stop_bh(self) -> None:
         self._running = False
 
-    def _report(self, exc):
+    def _report(self, exc: BaseException) -> None:
         if self._error is None:
             self._error = exc
             return
@@ -202,7 +211,7 @@ class IOThread:
         except BaseException:
             pass
 
-    def _run(self):
+    def _run(self) -> None:
         ctx = self._ctx
         try:
             ctx._set_home_thread()
@@ -218,7 +227,7 @@ class IOThread:
                     ctx.poll(True)
                 except BaseException as exc:
                     self._report(exc)
-                    exc = None
+                    del exc
         finally:
             ctx.close()
             with _live_lock:
@@ -226,7 +235,7 @@ class IOThread:
 
 
 @atexit.register
-def _stop_all():
+def _stop_all() -> None:
     with _live_lock:
         threads = list(_live)
     for thread in threads:

@@ -57,6 +57,11 @@ _T = TypeVar("_T")
 # never fire: the C code's bound, for the Python stand-in of _LoopCore.
 _NEVER_NS = 1 << 62
 
+# asyncio's private pieces used the Python way (a changed asyncio breaks
+# them loudly); cevent._asyncio_layout checks what the C code relies on.
+_ASYNCIO_TRANSPORT: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
+_ASYNCIO_BASE_EVENTS: Any = base_events
+
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
 
@@ -90,15 +95,16 @@ class TimerHandle(events.TimerHandle):
 
     def __lt__(self, other: object) -> bool:
         try:
-            return self._when_ns < other._when_ns  # type: ignore[attr-defined]
+            return bool(self._when_ns <
+                        other._when_ns)  # type: ignore[attr-defined]
         except AttributeError:
-            return super().__lt__(other)
+            return super().__lt__(other)  # type: ignore[operator]
 
 
 def _handle_exception(handle: events.Handle, exc: BaseException) -> None:
     """What ``Handle._run`` does when the callback raised ``exc`` (not
     SystemExit or KeyboardInterrupt); called by ``_LoopCore._run_once``."""
-    cb = format_helpers._format_callback_source(  # type: ignore[attr-defined]
+    cb = format_helpers._format_callback_source(
         handle._callback, handle._args)  # type: ignore[attr-defined]
     context = {
         "message": f"Exception in callback {cb}",
@@ -123,8 +129,9 @@ def _new_timer_debug(loop: Loop, name: str, when: float, when_ns: int,
         loop._check_thread()
         loop._check_callback(callback, name)
     timer = TimerHandle(when, callback, args, loop, context)
-    if timer._source_traceback:
-        del timer._source_traceback[-1]
+    traceback = timer._source_traceback  # type: ignore[attr-defined]
+    if traceback:
+        del traceback[-1]
     timer._when_ns = when_ns
     return timer
 
@@ -196,7 +203,8 @@ class _SelectorMapping(Mapping[Any, selectors.SelectorKey]):
     def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
         try:
             fd = self._selector._fileobj_lookup(fileobj)
-            return self._selector._watches[fd].key
+            key: selectors.SelectorKey = self._selector._watches[fd].key
+            return key
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
 
@@ -236,7 +244,8 @@ class _AioContextSelector(selectors.BaseSelector):
             # selectors._BaseSelectorImpl does.
             for watch in self._watches.values():
                 if watch.key.fileobj is fileobj:
-                    return watch.key.fd
+                    fd: int = watch.key.fd
+                    return fd
             raise
 
     def _set_handler(self, watch: _FdWatch) -> None:
@@ -268,7 +277,8 @@ class _AioContextSelector(selectors.BaseSelector):
             raise KeyError(f"{fileobj!r} is not registered") from None
         if not self._ctx.closed:
             self._ctx.set_fd_handler(watch.key.fd, None)
-        return watch.key
+        removed: selectors.SelectorKey = watch.key
+        return removed
 
     def modify(self, fileobj: Any, events: int,
                data: Any = None) -> selectors.SelectorKey:
@@ -286,7 +296,8 @@ class _AioContextSelector(selectors.BaseSelector):
             # Same events: the handler reads the handles from the key, so
             # the fd monitor needs no update.
             watch.key = key = key._replace(data=data)
-        return key
+        new_key: selectors.SelectorKey = key
+        return new_key
 
     def _drop_cancelled(self, fd: int, event: int) -> None:
         """Forget the cancelled reader (or writer) of ``fd``, as
@@ -310,7 +321,9 @@ class _AioContextSelector(selectors.BaseSelector):
         if self._map is None:
             raise RuntimeError("Selector is closed")
         try:
-            return self._watches[self._fileobj_lookup(fileobj)].key
+            key: selectors.SelectorKey = \
+                self._watches[self._fileobj_lookup(fileobj)].key
+            return key
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
 
@@ -351,7 +364,7 @@ class _AioContextSelector(selectors.BaseSelector):
 # Without the native paths, asyncio's own transport code throughout.
 _TRANSPORT_BASES: tuple[type, ...] = (
     ((_SocketTransportCore,) if _asyncio_layout.NATIVE["transport"] else ())
-    + (selector_events._SelectorSocketTransport,))  # type: ignore
+    + (_ASYNCIO_TRANSPORT,))
 
 
 class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
@@ -368,9 +381,9 @@ class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
     ``write()``."""
 
     # asyncio's own methods, for the cases the native ones hand over.
-    _write_slow = selector_events._SelectorSocketTransport.write
+    _write_slow = _ASYNCIO_TRANSPORT.write
     _read_ready__data_received_slow = \
-        selector_events._SelectorSocketTransport._read_ready__data_received
+        _ASYNCIO_TRANSPORT._read_ready__data_received
 
 
 def _default_backend() -> str | None:
@@ -425,11 +438,12 @@ class _PyLoopCore:
         loop._check_closed()
         timer = _new_timer_debug(loop, name, when, when_ns, callback, args,
                                  context)
-        if timer._source_traceback:
+        handle: Any = timer
+        if handle._source_traceback:
             # call_later/call_at and this method
-            del timer._source_traceback[-2:]
+            del handle._source_traceback[-2:]
         heapq.heappush(loop._scheduled, timer)
-        timer._scheduled = True
+        handle._scheduled = True
         return timer
 
 
@@ -439,7 +453,7 @@ else:
     _LoopBase = _PyLoopCore
 
 
-class Loop(_LoopBase,
+class Loop(_LoopBase,  # type: ignore[misc]
            unix_events._UnixSelectorEventLoop):
     """An asyncio event loop driven by a :class:`cevent.AioContext`.
 
@@ -458,7 +472,7 @@ class Loop(_LoopBase,
     thread.
     """
 
-    _selector: _AioContextSelector | None  # type: ignore[assignment]
+    _selector: _AioContextSelector | None
 
     def __init__(self, *, backend: str | None = None) -> None:
         # BaseEventLoop.__del__ reads _closed: let a loop whose context
@@ -495,7 +509,7 @@ class Loop(_LoopBase,
         """The fd monitor in use (``AioContext.backend``)."""
         return self._ctx.backend
 
-    def _make_socket_transport(  # type: ignore[override]
+    def _make_socket_transport(
             self, sock: Any, protocol: Any, waiter: Any = None, *,
             extra: Any = None, server: Any = None) -> _SocketTransport:
         return _SocketTransport(self, sock, protocol, waiter, extra, server)
@@ -505,7 +519,7 @@ class Loop(_LoopBase,
         # BaseEventLoop.close() cleared a copy of the timer heap: drop the
         # handles themselves.
         if self._closed:
-            self._scheduled = []
+            self._scheduled: list[events.TimerHandle] = []
 
     def _write_to_self(self) -> None:
         # call_soon_threadsafe's wake-up: aio_notify, thread-safe and
@@ -529,6 +543,7 @@ class Loop(_LoopBase,
 
     def _run_ready_debug(self, ntodo: int) -> None:
         ready = self._ready
+        handle: events.Handle | None = None
         for _ in range(ntodo):
             handle = ready.popleft()
             if handle._cancelled:
@@ -539,12 +554,11 @@ class Loop(_LoopBase,
                 handle._run()
                 dt = self.time() - t0
                 if dt >= self.slow_callback_duration:
-                    base_events.logger.warning(
+                    _ASYNCIO_BASE_EVENTS.logger.warning(
                         "Executing %s took %.3f seconds",
-                        base_events._format_handle(handle),  # type: ignore
-                        dt)
+                        _ASYNCIO_BASE_EVENTS._format_handle(handle), dt)
             finally:
-                self._current_handle = None
+                self._current_handle = None  # type: ignore[assignment]
         handle = None  # Needed to break cycles when an exception occurs.
 
 
@@ -554,7 +568,7 @@ def new_event_loop(*, backend: str | None = None) -> Loop:
     return Loop(backend=backend)
 
 
-class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):  # type: ignore
+class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):
     """asyncio's default Unix policy (child watchers included) whose loops
     are :class:`Loop` objects::
 
@@ -565,7 +579,7 @@ class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):  # type: ignore
         super().__init__()
         self._backend = backend
 
-    def _loop_factory(self) -> Loop:  # type: ignore[override]
+    def _loop_factory(self) -> Loop:
         return Loop(backend=self._backend)
 
 

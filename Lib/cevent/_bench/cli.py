@@ -18,6 +18,14 @@ Timings are for comparison only, never pass/fail tests; the machine may be
 shared: the load average is recorded at the start and the end.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import argparse
+
 import argparse
 import json
 import os
@@ -43,7 +51,7 @@ _BOOT = (
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def default_out_dir():
+def default_out_dir() -> str:
     """``Benchmarks/results`` when run from a source tree (the current
     directory or the one this file lives in), else ``./bench-results``."""
     for top in (os.getcwd(), os.path.dirname(os.path.dirname(_PKG_PARENT))):
@@ -52,7 +60,7 @@ def default_out_dir():
     return os.path.join(os.getcwd(), "bench-results")
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="cevent vs asyncio vs uvloop, side by side "
@@ -88,18 +96,18 @@ class Progress:
     """A one-line progress bar on stderr (one line per step when stderr is
     not a terminal)."""
 
-    def __init__(self, total, stream=sys.stderr):
+    def __init__(self, total: int, stream: TextIO = sys.stderr) -> None:
         self.total = total
         self.done = 0
         self.start = time.monotonic()
         self.stream = stream
         self.tty = stream.isatty()
 
-    def _fmt(self, seconds):
+    def _fmt(self, seconds: float) -> str:
         seconds = int(seconds)
         return f"{seconds // 60}:{seconds % 60:02d}"
 
-    def show(self, what):
+    def show(self, what: str) -> None:
         width = 24
         filled = width * self.done // max(1, self.total)
         elapsed = time.monotonic() - self.start
@@ -114,16 +122,16 @@ class Progress:
             self.stream.write(line + "\n")
         self.stream.flush()
 
-    def step(self):
+    def step(self) -> None:
         self.done += 1
 
-    def finish(self):
+    def finish(self) -> None:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
 
 
-def run_job(job, timeout):
+def run_job(job: dict[str, Any], timeout: float) -> dict[str, Any]:
     cmd = [sys.executable, "-c", _BOOT, _PKG_PARENT, json.dumps(job)]
     t0 = time.monotonic()
     try:
@@ -133,6 +141,7 @@ def run_job(job, timeout):
         return {"ok": False, "error": f"timed out after {timeout:.0f} s",
                 "seconds": time.monotonic() - t0}
     lines = proc.stdout.strip().splitlines()
+    result: dict[str, Any]
     try:
         result = json.loads(lines[-1])
     except (IndexError, ValueError):
@@ -145,7 +154,8 @@ def run_job(job, timeout):
     return result
 
 
-def environment(args, backends, uv, cl):
+def environment(args: argparse.Namespace, backends: Sequence[str],
+                uv: tuple[bool, str], cl: tuple[bool, str]) -> dict[str, Any]:
     import cevent
 
     return {
@@ -171,7 +181,8 @@ def environment(args, backends, uv, cl):
     }
 
 
-def plan(args, backends, uv, cl):
+def plan(args: argparse.Namespace, backends: Sequence[str],
+         uv: tuple[bool, str], cl: tuple[bool, str]) -> Any:
     kinds = set(args.loops or ["asyncio", "uvloop", "cevent.Loop", "cevent"])
     names = args.only or list(WORKLOADS)
     jobs = []
@@ -194,7 +205,8 @@ def plan(args, backends, uv, cl):
     return names, jobs
 
 
-def main(argv=None, prog=None, default_out=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None,
+         default_out: str | None = None) -> int:
     args = build_parser(prog).parse_args(argv)
     import cevent
 

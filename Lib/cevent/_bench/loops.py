@@ -16,6 +16,14 @@ The first three run the asyncio-level implementation of each workload, the
 last its native implementation.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
 import asyncio
 
 POLL_ON_NS = 32768
@@ -23,8 +31,8 @@ POLL_ON_NS = 32768
 REFERENCES = ("asyncio", "uvloop")
 
 
-def label(spec):
-    kind = spec["kind"]
+def label(spec: dict[str, Any]) -> str:
+    kind: str = spec["kind"]
     if kind == "cevent.Loop":
         text = kind
         if spec.get("backend"):
@@ -42,17 +50,18 @@ def label(spec):
     return text
 
 
-def is_asyncio_level(spec):
-    return spec["kind"] != "cevent"
+def is_asyncio_level(spec: dict[str, Any]) -> bool:
+    return bool(spec["kind"] != "cevent")
 
 
-def new_asyncio_loop(spec):
+def new_asyncio_loop(spec: dict[str, Any]) -> asyncio.AbstractEventLoop:
     kind = spec["kind"]
     if kind == "asyncio":
         return asyncio.SelectorEventLoop()
     if kind == "uvloop":
-        import uvloop
-        return uvloop.new_event_loop()
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+        return loop
     if kind == "cevent.Loop":
         import cevent
         loop = cevent.new_event_loop(backend=spec.get("backend"))
@@ -62,7 +71,7 @@ def new_asyncio_loop(spec):
     raise ValueError(f"not an asyncio loop: {spec!r}")
 
 
-def uvloop_status():
+def uvloop_status() -> tuple[bool, str]:
     """(available, version or reason)."""
     try:
         import uvloop
@@ -71,7 +80,7 @@ def uvloop_status():
     return True, getattr(uvloop, "__version__", "?")
 
 
-def cevent_loop_status():
+def cevent_loop_status() -> tuple[bool, str]:
     """(available, reason): whether cevent's asyncio face can be used."""
     try:
         import cevent
@@ -86,7 +95,7 @@ def cevent_loop_status():
     return True, "cevent.new_event_loop()"
 
 
-def cevent_loop_default(backends):
+def cevent_loop_default(backends: Sequence[str]) -> str | None:
     """The backend of ``cevent.new_event_loop()`` (epoll when usable, else
     the first of ``backends``, AioContext's default)."""
     try:
@@ -96,16 +105,17 @@ def cevent_loop_default(backends):
     return _default_backend() or (backends[0] if backends else None)
 
 
-def all_specs(backends, with_poll_on, include_uvloop=True,
-              include_cevent_loop=False, epoll_idle_fds=0,
-              loop_backends=()):
+def all_specs(backends: Sequence[str], with_poll_on: bool,
+              include_uvloop: bool = True, include_cevent_loop: bool = False,
+              epoll_idle_fds: int = 0, loop_backends: Sequence[str] = ()
+              ) -> list[dict[str, Any]]:
     """Every loop a workload runs on, in table order.  ``epoll_idle_fds``
     > 0 adds an "epoll+N" context with N idle fds registered first, so
     that QEMU's poll/epoll pair really runs on epoll (it upgrades at 64
     fds).  cevent.Loop runs on its default backend, then on each of
     ``loop_backends`` other than that, and with polling on (on io_uring)
     when ``with_poll_on``."""
-    specs = [{"kind": "asyncio"}]
+    specs: list[dict[str, Any]] = [{"kind": "asyncio"}]
     if include_uvloop:
         specs.append({"kind": "uvloop"})
     if include_cevent_loop:
@@ -117,7 +127,8 @@ def all_specs(backends, with_poll_on, include_uvloop=True,
         if with_poll_on:
             # QEMU polls with fd handlers that have no poll function (the
             # loop's self-pipe) only on io_uring: the Loop polls there.
-            spec = {"kind": "cevent.Loop", "poll_max_ns": POLL_ON_NS}
+            spec: dict[str, Any] = {"kind": "cevent.Loop",
+                                    "poll_max_ns": POLL_ON_NS}
             if "io_uring" in loop_backends and default != "io_uring":
                 spec["backend"] = "io_uring"
             specs.append(spec)

@@ -1,20 +1,27 @@
 """Aggregation (median [min, max] of the reps, per-rep ratios), the targets
 of issues 7 and 8, the text table and the PNG chart."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
 import statistics
 
 from . import loops as loops_mod
 from .workloads import WORKLOADS
 
-
 # ---- aggregation -------------------------------------------------------------
 
-def _median(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def _median(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
-def summarise(names, results):
+def summarise(names: list[str], results: list[dict[str, Any]]) -> Any:
     """``{workload: {group: {..., "columns": [...]}}}``; each column is one
     (loop, flavour) with its per-rep values, median/min/max and the median
     of the per-rep ratios to asyncio and to uvloop."""
@@ -29,7 +36,7 @@ def summarise(names, results):
                              "metrics": [list(m) for m in meta["metrics"]],
                              "primary": meta["primary"], "columns": []}
         errors = []
-        columns = {}
+        columns: dict[tuple[str, str, str], dict[str, Any]] = {}
         for r in results:
             job, res = r["job"], r["result"]
             if job["workload"] != name:
@@ -73,7 +80,7 @@ def summarise(names, results):
                     col["min"][metric] = min(present) if present else None
                     col["max"][metric] = max(present) if present else None
                 for ref, ref_col in refs.items():
-                    ratios = {}
+                    ratios: dict[str, float | None] = {}
                     for metric, values in col["values"].items():
                         if ref_col is None:
                             ratios[metric] = None
@@ -91,8 +98,9 @@ def summarise(names, results):
 
 # ---- targets -----------------------------------------------------------------
 
-def _cevent_cols(summary, workload, group, poll=None, flavours=None,
-                 kind="cevent"):
+def _cevent_cols(summary: dict[str, Any], workload: str, group: str,
+                 poll: Any = None, flavours: Any = None, kind: Any = 'cevent'
+                 ) -> Any:
     g = summary.get(workload, {}).get("groups", {}).get(group)
     if g is None:
         return []
@@ -109,19 +117,20 @@ def _cevent_cols(summary, workload, group, poll=None, flavours=None,
     return out
 
 
-def _check(value, op, bound):
+def _check(value: Any, op: str, bound: Any) -> Any:
     if value is None:
         return None
     return value <= bound if op == "<=" else value >= bound
 
 
-def evaluate_targets(summary, backends):
+def evaluate_targets(summary: dict[str, Any], backends: Sequence[str]) -> Any:
     """The targets of issues 7 and 8, one row per cevent backend (and flavour);
     ``met`` is True/False, or None when not measured in this run."""
     rows = []
 
-    def ratio_rows(tid, text, workload, group, metric, ref, op, bound,
-                   poll=None, flavours=None, kind="cevent"):
+    def ratio_rows(tid: str, text: str, workload: str, group: str, metric: str,
+                   ref: Any, op: str, bound: Any, poll: Any = None,
+                   flavours: Any = None, kind: Any = 'cevent') -> None:
         cols = _cevent_cols(summary, workload, group, poll, flavours, kind)
         if not cols and workload in summary:
             rows.append({"id": tid, "target": text, "loop": "-",
@@ -197,7 +206,7 @@ def evaluate_targets(summary, backends):
 
     if "idle" in summary:
         groups = summary["idle"]["groups"]
-        by_loop = {}
+        by_loop: dict[str, Any] = {}
         for group in groups:
             for col in _cevent_cols(summary, "idle", group,
                                     flavours=("poll(False)",)):
@@ -241,7 +250,7 @@ def evaluate_targets(summary, backends):
 
 # ---- text --------------------------------------------------------------------
 
-def fmt(x):
+def fmt(x: float | None) -> str:
     if x is None:
         return "-"
     a = abs(x)
@@ -258,12 +267,13 @@ def fmt(x):
     return f"{x:.3g}"
 
 
-def fmt_ratio(x):
+def fmt_ratio(x: float | None) -> str:
     return "-" if x is None else f"x{x:.3g}"
 
 
-def _table(header, rows):
-    widths = [max(len(str(r[i])) for r in [header] + rows)
+def _table(header: Sequence[Any], rows: Sequence[Sequence[Any]]
+           ) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows])
               for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths))
              .rstrip()]
@@ -274,7 +284,8 @@ def _table(header, rows):
     return lines
 
 
-def render_text(env, names, summary, targets):
+def render_text(env: dict[str, Any], names: list[str], summary: dict[str, Any],
+                targets: list[dict[str, Any]]) -> str:
     out = []
     out.append(f"cevent {env['cevent']} on Python {env['python']}, Linux "
                f"{env['kernel']} {env['machine']}, {env['cpus']} CPUs; "
@@ -339,24 +350,25 @@ def render_text(env, names, summary, targets):
             rows.append([t["target"], t["loop"], t["flavour"], value,
                          required, met])
         out.extend(_table(header, rows))
-        met = sum(1 for t in targets if t["met"])
-        missed = sum(1 for t in targets if t["met"] is False)
-        out.append(f"{met} met, {missed} missed, "
-                   f"{len(targets) - met - missed} not measured")
+        n_met = sum(1 for t in targets if t["met"])
+        n_missed = sum(1 for t in targets if t["met"] is False)
+        out.append(f"{n_met} met, {n_missed} missed, "
+                   f"{len(targets) - n_met - n_missed} not measured")
     out.append(f"total time {env.get('seconds', 0):.0f} s")
     return "\n".join(out)
 
 
 # ---- chart -------------------------------------------------------------------
 
-def render_png(path, env, summary, targets):
+def render_png(path: str, env: dict[str, Any], summary: dict[str, Any],
+               targets: list[dict[str, Any]]) -> Any:
     """Horizontal bars: each target row as "times better than the
     reference" (log scale), green when met, red when missed, with the
     required value marked.  Returns (path, None) or (None, reason)."""
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError as exc:
         return None, f"matplotlib not importable ({exc}); pip install " \
                      f"matplotlib"

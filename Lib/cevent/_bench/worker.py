@@ -9,28 +9,34 @@ last line of stdout is ``{"ok": true, "rows": [...]}`` or ``{"ok": false,
 "error": "..."}``.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import platform
 import sys
 import traceback
+from typing import Any
 
 from .loops import is_asyncio_level, new_asyncio_loop
 from .workloads import WORKLOADS
 
 
-def run(job):
+def run(job: dict[str, Any]) -> list[dict[str, Any]]:
     module = WORKLOADS[job["workload"]]
     spec = job["loop"]
     p = job["params"]
     if is_asyncio_level(spec):
-        return module.run_asyncio(lambda: new_asyncio_loop(spec), p)
+        rows: list[dict[str, Any]] = module.run_asyncio(
+            lambda: new_asyncio_loop(spec), p)
+        return rows
     if spec.get("idle_fds"):
         p = dict(p, idle_fds=spec["idle_fds"])
-    return module.run_native(spec["backend"], spec.get("poll_max_ns", 0), p)
+    rows = module.run_native(spec["backend"], spec.get("poll_max_ns", 0), p)
+    return rows
 
 
-def main(arg=None):
+def main(arg: str | None = None) -> int:
     job = json.loads(arg if arg is not None else sys.argv[1])
     try:
         rows = run(job)

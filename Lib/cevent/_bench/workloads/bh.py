@@ -14,6 +14,16 @@ queues the next round.  asyncio & co: ``call_soon`` x 1000; cevent:
 empty functions; the rate counts the 1,000 callbacks of each round.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import cevent
+
 from ..common import collect, perf_counter_ns
 
 NAME = "bh"
@@ -30,24 +40,24 @@ GROUPS = {
 }
 
 
-def params(quick, size):
+def params(quick: bool, size: float) -> dict[str, Any]:
     chain = 100_000 if quick else 500_000
     rounds = 100 if quick else 500
     return {"chain": max(10, int(chain * size)),
             "rounds": max(2, int(rounds * size))}
 
 
-def _noop():
+def _noop() -> None:
     pass
 
 
 # ---- asyncio level ----------------------------------------------------------
 
-def _asyncio_chain(loop, n):
+def _asyncio_chain(loop: asyncio.AbstractEventLoop, n: int) -> None:
     call_soon = loop.call_soon
     left = n
 
-    def step():
+    def step() -> None:
         nonlocal left
         left -= 1
         if left:
@@ -59,12 +69,12 @@ def _asyncio_chain(loop, n):
     loop.run_forever()
 
 
-def _asyncio_batch(loop, rounds):
+def _asyncio_batch(loop: asyncio.AbstractEventLoop, rounds: int) -> None:
     call_soon = loop.call_soon
     left = rounds
     noop = _noop
 
-    def round_():
+    def round_() -> None:
         nonlocal left
         left -= 1
         for _ in range(BATCH):
@@ -75,7 +85,8 @@ def _asyncio_batch(loop, rounds):
     loop.run_forever()
 
 
-def run_asyncio(factory, p):
+def run_asyncio(factory: Callable[[], asyncio.AbstractEventLoop],
+                p: dict[str, Any]) -> list[dict[str, Any]]:
     loop = factory()
     try:
         _asyncio_chain(loop, max(1, p["chain"] // 10))
@@ -98,12 +109,12 @@ def run_asyncio(factory, p):
 
 # ---- cevent ------------------------------------------------------------------
 
-def _native_chain(ctx, flavour, n):
+def _native_chain(ctx: cevent.AioContext, flavour: str, n: int) -> None:
     left = n
     poll = ctx.poll
 
     if flavour == "bh.schedule":
-        def step():
+        def step() -> None:
             nonlocal left
             left -= 1
             if left:
@@ -118,7 +129,7 @@ def _native_chain(ctx, flavour, n):
     else:
         oneshot = ctx.bh_schedule_oneshot
 
-        def step():
+        def step() -> None:
             nonlocal left
             left -= 1
             if left:
@@ -129,13 +140,13 @@ def _native_chain(ctx, flavour, n):
             poll(True)
 
 
-def _native_batch(ctx, flavour, rounds):
+def _native_batch(ctx: cevent.AioContext, flavour: str, rounds: int) -> None:
     left = rounds
     poll = ctx.poll
     noop = _noop
     finished = False
 
-    def finish():
+    def finish() -> None:
         nonlocal finished
         finished = True
 
@@ -143,7 +154,7 @@ def _native_batch(ctx, flavour, rounds):
         bhs = [ctx.bh_new(noop) for _ in range(BATCH)]
         schedules = [bh.schedule for bh in bhs]
 
-        def round_():
+        def round_() -> None:
             nonlocal left
             left -= 1
             for schedule in schedules:
@@ -164,7 +175,7 @@ def _native_batch(ctx, flavour, rounds):
     else:
         oneshot = ctx.bh_schedule_oneshot
 
-        def round_():
+        def round_() -> None:
             nonlocal left
             left -= 1
             for _ in range(BATCH):
@@ -176,10 +187,11 @@ def _native_batch(ctx, flavour, rounds):
             poll(True)
 
 
-def run_native(backend, poll_max_ns, p):
+def run_native(backend: str | None, poll_max_ns: int, p: dict[str, Any]
+               ) -> list[dict[str, Any]]:
     import cevent
 
-    out = []
+    out: list[dict[str, Any]] = []
     ctx = cevent.AioContext(backend)
     if poll_max_ns:
         ctx.set_poll_params(poll_max_ns)

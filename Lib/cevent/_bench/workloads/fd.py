@@ -12,6 +12,14 @@ poll/epoll pair, so with these 3 fds it still runs on ppoll (column
 the context has upgraded to epoll (what asyncio and uvloop use).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
 import os
 import socket
 
@@ -29,16 +37,16 @@ GROUPS = {"pingpong": {"metrics": [("rtt_per_s", "round trips/s",
                        "title": "fd ping-pong, Python io_read callbacks"}}
 
 
-def params(quick, size):
+def params(quick: bool, size: float) -> dict[str, Any]:
     n = 20000 if quick else 100000
     return {"round_trips": max(10, int(n * size))}
 
 
-def _noop():
+def _noop() -> None:
     pass
 
 
-def _pair():
+def _pair() -> tuple[socket.socket, socket.socket]:
     a, b = socket.socketpair()
     a.setblocking(False)
     b.setblocking(False)
@@ -46,17 +54,17 @@ def _pair():
 
 
 class _PingPong:
-    def __init__(self):
+    def __init__(self) -> None:
         self.a, self.b = _pair()
         self.fa, self.fb = self.a.fileno(), self.b.fileno()
         self.left = 0
-        self.done_cb = None
+        self.done_cb: Callable[[], object] | None = None
 
-    def handlers(self):
+    def handlers(self) -> tuple[Callable[[], None], Callable[[], None]]:
         read, write = os.read, os.write
         fa, fb = self.fa, self.fb
 
-        def on_a():
+        def on_a() -> None:
             read(fa, 1)
             self.left -= 1
             if self.left:
@@ -64,22 +72,23 @@ class _PingPong:
             elif self.done_cb is not None:
                 self.done_cb()
 
-        def on_b():
+        def on_b() -> None:
             read(fb, 1)
             write(fb, b"x")
 
         return on_a, on_b
 
-    def start(self, n):
+    def start(self, n: int) -> None:
         self.left = n
         os.write(self.fa, b"x")
 
-    def close(self):
+    def close(self) -> None:
         self.a.close()
         self.b.close()
 
 
-def run_asyncio(factory, p):
+def run_asyncio(factory: Callable[[], asyncio.AbstractEventLoop],
+                p: dict[str, Any]) -> list[dict[str, Any]]:
     loop = factory()
     pp = _PingPong()
     try:
@@ -104,7 +113,8 @@ def run_asyncio(factory, p):
              "metrics": {"rtt_per_s": n / (dt / 1e9)}, "info": {}}]
 
 
-def run_native(backend, poll_max_ns, p):
+def run_native(backend: str | None, poll_max_ns: int, p: dict[str, Any]
+               ) -> list[dict[str, Any]]:
     import cevent
 
     ctx = cevent.AioContext(backend)

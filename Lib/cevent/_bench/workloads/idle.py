@@ -16,10 +16,17 @@ QEMU's non-blocking ``aio_poll`` must look at them (one fd-monitor call
 per iteration).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
 import os
 
-from ..common import collect, max_idle_fds, perf_counter_ns, \
-    timed_iterations
+from ..common import collect, max_idle_fds, timed_iterations
 
 NAME = "idle"
 TITLE = "idle iteration with N idle fds"
@@ -33,25 +40,26 @@ GROUPS = {f"n{n}": {"metrics": [("ns_per_iter", "ns", "lower")],
           for n in NS}
 
 
-def params(quick, size):
+def params(quick: bool, size: float) -> dict[str, Any]:
     return {"ns": list(NS), "min_ms": (40 if quick else 200) * size}
 
 
-def _eventfds(n):
+def _eventfds(n: int) -> list[int]:
     return [os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC) for _ in range(n)]
 
 
-def _close(fds):
+def _close(fds: list[int]) -> None:
     for fd in fds:
         os.close(fd)
 
 
-def _noop():
+def _noop() -> None:
     pass
 
 
-def run_asyncio(factory, p):
-    out = []
+def run_asyncio(factory: Callable[[], asyncio.AbstractEventLoop],
+                p: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     limit = max_idle_fds()
     min_ns = int(p["min_ms"] * 1e6)
     for n in p["ns"]:
@@ -64,10 +72,10 @@ def run_asyncio(factory, p):
                 loop.add_reader(fd, _noop)
             call_soon = loop.call_soon
 
-            def chain(k):
+            def chain(k: int) -> None:
                 left = k
 
-                def step():
+                def step() -> None:
                     nonlocal left
                     left -= 1
                     if left:
@@ -91,10 +99,11 @@ def run_asyncio(factory, p):
     return out
 
 
-def run_native(backend, poll_max_ns, p):
+def run_native(backend: str | None, poll_max_ns: int, p: dict[str, Any]
+               ) -> list[dict[str, Any]]:
     import cevent
 
-    out = []
+    out: list[dict[str, Any]] = []
     limit = max_idle_fds()
     min_ns = int(p["min_ms"] * 1e6)
     for n in p["ns"]:
@@ -111,7 +120,7 @@ def run_native(backend, poll_max_ns, p):
             for _ in range(10):
                 poll(False)
 
-            def poll_batch(k):
+            def poll_batch(k: int) -> None:
                 for _ in range(k):
                     poll(False)
 
@@ -121,7 +130,7 @@ def run_native(backend, poll_max_ns, p):
                                        else 20)
             left = 0
 
-            def step():
+            def step() -> None:
                 nonlocal left
                 left -= 1
                 if left:
@@ -130,7 +139,7 @@ def run_native(backend, poll_max_ns, p):
             bh = ctx.bh_new(step)
             schedule = bh.schedule
 
-            def chain(k):
+            def chain(k: int) -> None:
                 nonlocal left
                 left = k
                 schedule()

@@ -11,6 +11,14 @@ echoes in ``data_received``); ``streams``: ``asyncio.start_server`` /
 over all clients (asyncio's and uvloop's TCP transports set TCP_NODELAY).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
 import asyncio
 
 from ..common import collect, perf_counter_ns
@@ -31,33 +39,37 @@ for _api in ("protocols", "streams"):
             "title": f"TCP echo, {_api}, {_c} client{'s' if _c > 1 else ''}"}
 
 
-def params(quick, size):
+def params(quick: bool, size: float) -> dict[str, Any]:
     total = 10_000 if quick else 40_000
     return {"messages": max(50, int(total * size))}
 
 
 class _EchoServer(asyncio.Protocol):
-    def connection_made(self, transport):
+    transport: asyncio.Transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.transport.write(data)
 
 
 class _Client(asyncio.Protocol):
-    def __init__(self, count, done):
+    def __init__(self, count: int, done: asyncio.Future[None]) -> None:
         self.left = count
         self.done = done
         self.got = 0
         self.payload = b"x" * MSG
 
-    def connection_made(self, transport):
-        self.transport = transport
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport: asyncio.Transport = transport
 
-    def start(self):
+    def start(self) -> None:
         self.transport.write(self.payload)
 
-    def data_received(self, data):
+    def data_received(self, data: bytes) -> None:
         self.got += len(data)
         if self.got >= MSG:
             self.got -= MSG
@@ -68,14 +80,17 @@ class _Client(asyncio.Protocol):
                 self.done.set_result(None)
 
 
-async def _protocols(loop, clients, per_client):
+async def _protocols(loop: asyncio.AbstractEventLoop, clients: int,
+                     per_client: int) -> int:
     server = await loop.create_server(_EchoServer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    conns = []
+    conns: list[tuple[asyncio.BaseTransport, _Client,
+                      asyncio.Future[None]]] = []
     for _ in range(clients):
         done = loop.create_future()
         transport, proto = await loop.create_connection(
-            lambda done=done: _Client(per_client, done), "127.0.0.1", port)
+            lambda done=done: _Client(per_client, done),  # type: ignore[misc]
+            "127.0.0.1", port)
         conns.append((transport, proto, done))
     collect()
     t0 = perf_counter_ns()
@@ -83,15 +98,17 @@ async def _protocols(loop, clients, per_client):
         proto.start()
     await asyncio.gather(*(done for _, _, done in conns))
     dt = perf_counter_ns() - t0
-    for transport, _, _ in conns:
-        transport.close()
+    for conn, _, _ in conns:
+        conn.close()
     server.close()
     await server.wait_closed()
     return dt
 
 
-async def _streams(loop, clients, per_client):
-    async def handle(reader, writer):
+async def _streams(loop: asyncio.AbstractEventLoop, clients: int,
+                   per_client: int) -> int:
+    async def handle(reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 data = await reader.readexactly(MSG)
@@ -107,7 +124,8 @@ async def _streams(loop, clients, per_client):
              for _ in range(clients)]
     payload = b"x" * MSG
 
-    async def client(reader, writer):
+    async def client(reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
         for _ in range(per_client):
             writer.write(payload)
             await reader.readexactly(MSG)
@@ -123,8 +141,9 @@ async def _streams(loop, clients, per_client):
     return dt
 
 
-def run_asyncio(factory, p):
-    out = []
+def run_asyncio(factory: Callable[[], asyncio.AbstractEventLoop],
+                p: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for api, fn in (("protocols", _protocols), ("streams", _streams)):
         for clients in CLIENTS:
             per_client = max(1, p["messages"] // clients)
@@ -144,6 +163,7 @@ def run_asyncio(factory, p):
     return out
 
 
-def run_native(backend, poll_max_ns, p):  # pragma: no cover - never called
+def run_native(backend: str | None, poll_max_ns: int, p: dict[str, Any]
+               ) -> None:
     raise NotImplementedError("tcp is an asyncio-level workload")
 

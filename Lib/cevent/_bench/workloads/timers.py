@@ -16,6 +16,16 @@ clock of ``perf_counter_ns()``, so its deadline is exactly that stamp +
 delay (checked at run time; otherwise ``clock_ns()`` is used).
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import cevent
+
 import functools
 import random
 import time
@@ -44,19 +54,20 @@ GROUPS = {
 }
 
 
-def params(quick, size):
+def params(quick: bool, size: float) -> dict[str, Any]:
     return {"dense_n": max(10, int(100_000 * size)), "dense_window_ns":
             10_000_000, "sparse_n": max(10, int(1000 * size)),
             "sparse_window_ns": 200_000_000, "seed": 7}
 
 
-def _delays(n, window_ns, seed):
+def _delays(n: int, window_ns: int, seed: int) -> list[int]:
     rng = random.Random(seed)
     return [rng.randrange(window_ns + 1) for _ in range(n)]
 
 
-def _summarise(group, n, delays, expected, fired_at, t_start, t_armed,
-               cpu_ns):
+def _summarise(group: str, n: int, delays: list[int], expected: Any,
+               fired_at: Any, t_start: int, t_armed: int, cpu_ns: int
+               ) -> dict[str, Any]:
     late = [fired_at[i] - expected[i] for i in range(n)]
     early = sum(1 for x in late if x < 0)
     if group == "dense":
@@ -73,20 +84,21 @@ def _summarise(group, n, delays, expected, fired_at, t_start, t_armed,
             "early": early}
 
 
-def _asyncio_once(loop, group, n, delays):
+def _asyncio_once(loop: asyncio.AbstractEventLoop, group: str, n: int,
+                  delays: list[int]) -> dict[str, Any]:
     expected = [0] * n
     fired_at = [0] * n
     left = n
     marks = {}
 
-    def fire(i):
+    def fire(i: int) -> None:
         nonlocal left
         fired_at[i] = perf_counter_ns()
         left -= 1
         if not left:
             loop.stop()
 
-    def arm():
+    def arm() -> None:
         call_later = loop.call_later
         marks["start"] = perf_counter_ns()
         for i, d in enumerate(delays):
@@ -104,8 +116,9 @@ def _asyncio_once(loop, group, n, delays):
                       marks["armed"], cpu)
 
 
-def run_asyncio(factory, p):
-    out = []
+def run_asyncio(factory: Callable[[], asyncio.AbstractEventLoop],
+                p: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
     for group, n, window in (("dense", p["dense_n"], p["dense_window_ns"]),
                              ("sparse", p["sparse_n"],
                               p["sparse_window_ns"])):
@@ -123,7 +136,8 @@ def run_asyncio(factory, p):
     return out
 
 
-def _native_once(ctx, group, n, delays):
+def _native_once(ctx: cevent.AioContext, group: str, n: int, delays: list[int]
+                 ) -> dict[str, Any]:
     import cevent
 
     same_clock = abs(cevent.clock_ns(cevent.CLOCK_REALTIME)
@@ -133,12 +147,12 @@ def _native_once(ctx, group, n, delays):
     left = n
     marks = {}
 
-    def fire(i):
+    def fire(i: int) -> None:
         nonlocal left
         fired_at[i] = perf_counter_ns()
         left -= 1
 
-    def arm():
+    def arm() -> None:
         timer_new = ctx.timer_new
         clock, scale = cevent.CLOCK_REALTIME, cevent.SCALE_NS
         partial = functools.partial
@@ -168,10 +182,11 @@ def _native_once(ctx, group, n, delays):
                       marks["armed"], cpu)
 
 
-def run_native(backend, poll_max_ns, p):
+def run_native(backend: str | None, poll_max_ns: int, p: dict[str, Any]
+               ) -> list[dict[str, Any]]:
     import cevent
 
-    out = []
+    out: list[dict[str, Any]] = []
     for group, n, window in (("dense", p["dense_n"], p["dense_window_ns"]),
                              ("sparse", p["sparse_n"],
                               p["sparse_window_ns"])):

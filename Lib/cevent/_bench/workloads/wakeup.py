@@ -22,10 +22,24 @@ included); here nearly all of those slept, so with polling on it is the
 share of wake-ups the spin did not catch.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
 import threading
 
-from ..common import collect, latency_metrics, perf_counter_ns, pin, \
-    placement_cpus, unpin
+from ..common import (
+    collect,
+    latency_metrics,
+    perf_counter_ns,
+    pin,
+    placement_cpus,
+    unpin,
+)
 
 NAME = "wakeup"
 TITLE = "cross-thread wake-up latency"
@@ -42,7 +56,7 @@ GROUPS = {p: {"metrics": _METRICS, "primary": "p50_us",
 FLAVOURS = ("oneshot", "bh", "notify")
 
 
-def params(quick, size):
+def params(quick: bool, size: float) -> dict[str, Any]:
     samples = 4000 if quick else 20000
     warmup = 400 if quick else 1000
     return {"samples": max(10, int(samples * size)),
@@ -50,18 +64,19 @@ def params(quick, size):
             "placements": list(PLACEMENTS)}
 
 
-def _asyncio_once(loop, total, placement):
+def _asyncio_once(loop: asyncio.AbstractEventLoop, total: int, placement: str
+                  ) -> list[int]:
     loop_cpu, waker_cpu = placement_cpus(placement)
-    lat = []
+    lat: list[int] = []
     append = lat.append
     lock = threading.Lock()
     lock.acquire()
 
-    def cb(t0):
+    def cb(t0: int) -> None:
         append(perf_counter_ns() - t0)
         lock.release()
 
-    def waker():
+    def waker() -> None:
         previous = pin(waker_cpu) if waker_cpu is not None else None
         threadsafe = loop.call_soon_threadsafe
         try:
@@ -84,9 +99,10 @@ def _asyncio_once(loop, total, placement):
     return lat
 
 
-def run_asyncio(factory, p):
+def run_asyncio(factory: Callable[[], asyncio.AbstractEventLoop],
+                p: dict[str, Any]) -> list[dict[str, Any]]:
     total = p["samples"] + p["warmup"]
-    out = []
+    out: list[dict[str, Any]] = []
     for placement in p["placements"]:
         loop = factory()
         try:
@@ -99,14 +115,16 @@ def run_asyncio(factory, p):
     return out
 
 
-def _native_once(backend, poll_max_ns, flavour, placement, total):
+def _native_once(backend: str | None, poll_max_ns: int, flavour: str,
+                 placement: str, total: int
+                 ) -> tuple[list[int], dict[str, Any]]:
     import cevent
 
     loop_cpu, waker_cpu = placement_cpus(placement)
     ctx = cevent.AioContext(backend)
     if poll_max_ns:
         ctx.set_poll_params(poll_max_ns)
-    lat = []
+    lat: list[int] = []
     append = lat.append
     lock = threading.Lock()
     lock.acquire()
@@ -114,23 +132,24 @@ def _native_once(backend, poll_max_ns, flavour, placement, total):
     stamp = [0]
     seq = [0]
 
-    def cb():
+    def cb() -> None:
         append(perf_counter_ns() - stamp[0])
         release()
 
     bh = ctx.bh_new(cb) if flavour == "bh" else None
 
-    def waker():
+    def waker() -> None:
         previous = pin(waker_cpu) if waker_cpu is not None else None
         acquire = lock.acquire
         try:
             if flavour == "oneshot":
-                schedule = ctx.bh_schedule_oneshot
+                oneshot = ctx.bh_schedule_oneshot
                 for _ in range(total):
                     stamp[0] = perf_counter_ns()
-                    schedule(cb)
+                    oneshot(cb)
                     acquire()
             elif flavour == "bh":
+                assert bh is not None
                 schedule = bh.schedule
                 for _ in range(total):
                     stamp[0] = perf_counter_ns()
@@ -176,9 +195,10 @@ def _native_once(backend, poll_max_ns, flavour, placement, total):
     return lat, {"backend_used": used, "stats": stats}
 
 
-def run_native(backend, poll_max_ns, p):
+def run_native(backend: str | None, poll_max_ns: int, p: dict[str, Any]
+               ) -> list[dict[str, Any]]:
     total = p["samples"] + p["warmup"]
-    out = []
+    out: list[dict[str, Any]] = []
     for placement in p["placements"]:
         for flavour in FLAVOURS:
             lat, info = _native_once(backend, poll_max_ns, flavour,
