@@ -152,7 +152,7 @@ fdwatch_runs_inline(FdWatchObject *self)
         if (n < 0) {
             return -1;
         }
-        loop->io_mode = n == 0 ? LOOP_IO_INLINE : LOOP_IO_QUEUE;
+        loop->io_mode = n == 0 ? LOOP_IO_INLINE : LOOP_IO_QUEUED;
     }
     return loop->io_mode == LOOP_IO_INLINE;
 }

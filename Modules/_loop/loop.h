@@ -134,6 +134,7 @@ enum {
     LOOP_IO_QUEUE,          /* append to the ready queue, as asyncio does */
     LOOP_IO_UNDECIDED,      /* inline if the ready queue is empty */
     LOOP_IO_INLINE,         /* run at once */
+    LOOP_IO_QUEUED,         /* queued behind handles already ready */
 };
 
 /* The Handle slots filled by call_soon(), by name. */

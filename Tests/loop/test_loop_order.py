@@ -154,7 +154,33 @@ def sc_threadsafe_before_data(s):
     s.loop.call_later(scaled(STOP_S) - 0.01, t.join)
 
 
-SCENARIOS = [sc_reader_after_call_soon, sc_writer_after_call_soon,
+def sc_reader_stops_loop(s):
+    """A reader that stops the loop: its iteration ends, and what it
+    queued waits for the next run (here: never runs)."""
+    r, _ = s.readable_pair()
+
+    def then():
+        s.loop.call_soon(s.note("queued"))
+        s.loop.stop()
+    s.reader(r, "reader", then=then)
+    s.loop.call_soon(s.note("call_soon"))
+
+
+def sc_queued_before_then_reader_chain(s):
+    """Handles queued before the poll, a reader whose queued handle
+    queues another: the order holds across the iterations."""
+    r, _ = s.readable_pair()
+
+    def then():
+        s.loop.call_soon(s.note("queued", then=lambda: s.loop.call_soon(
+            s.note("queued by queued"))))
+    s.reader(r, "reader", then=then)
+    s.loop.call_soon(s.note("call_soon 1"))
+    s.loop.call_soon(s.note("call_soon 2"))
+
+
+SCENARIOS = [sc_reader_stops_loop, sc_queued_before_then_reader_chain,
+             sc_reader_after_call_soon, sc_writer_after_call_soon,
              sc_reader_and_writer_of_one_fd, sc_reader_then_due_timer,
              sc_call_soon_reader_timer, sc_reader_schedules_due_timer,
              sc_two_readers_queue, sc_writer_then_due_timer,

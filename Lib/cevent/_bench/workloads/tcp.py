@@ -14,7 +14,7 @@ over all clients (asyncio's and uvloop's TCP transports set TCP_NODELAY).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import asyncio
@@ -48,8 +48,8 @@ class _EchoServer(asyncio.Protocol):
     transport: asyncio.Transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
@@ -63,8 +63,9 @@ class _Client(asyncio.Protocol):
         self.payload = b"x" * MSG
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport: asyncio.Transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses
+        self.transport: asyncio.Transport = cast(asyncio.Transport,
+                                                 transport)
 
     def start(self) -> None:
         self.transport.write(self.payload)
