@@ -311,9 +311,8 @@ cevent_free(void *module)
     (void)cevent_clear((PyObject *)module);
 }
 
-/* Create a type from @spec (with @base, or NULL) and add it to @module. */
-static PyTypeObject *
-add_type(PyObject *module, PyType_Spec *spec, PyTypeObject *base)
+PyTypeObject *
+cev_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject *base)
 {
     PyObject *type = PyType_FromModuleAndSpec(module, spec,
                                               (PyObject *)base);
@@ -334,7 +333,7 @@ cevent_exec(PyObject *module)
 
 #define ADD_TYPE(field, spec, base) \
     do { \
-        state->field = add_type(module, &(spec), (base)); \
+        state->field = cev_add_type(module, &(spec), (base)); \
         if (state->field == NULL) { \
             return -1; \
         } \

@@ -334,6 +334,13 @@ extern PyType_Spec cev_memory_poller_spec;
  */
 int cev_loop_exec(PyObject *module);
 
+/*
+ * Create a type from @spec (with @base, or NULL) for @module and add it to
+ * the module.  A new reference, or NULL with an exception set.
+ */
+PyTypeObject *cev_add_type(PyObject *module, PyType_Spec *spec,
+                           PyTypeObject *base);
+
 /* capi.c: build the cevent._C_API capsule. */
 PyObject *cev_capi_new(cevent_state *state);
 

@@ -381,22 +381,6 @@ static PyMethodDef loop_functions[] = {
     {NULL, NULL, 0, NULL}
 };
 
-/* Create a type from @spec with @module and add it to @module. */
-static PyTypeObject *
-loop_add_type(PyObject *module, PyType_Spec *spec)
-{
-    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
-
-    if (type == NULL) {
-        return NULL;
-    }
-    if (PyModule_AddType(module, (PyTypeObject *)type) < 0) {
-        Py_DECREF(type);
-        return NULL;
-    }
-    return (PyTypeObject *)type;
-}
-
 int
 cev_loop_exec(PyObject *module)
 {
@@ -404,7 +388,7 @@ cev_loop_exec(PyObject *module)
     PyTypeObject *config_type;
     LoopConfigObject *self;
 
-    config_type = loop_add_type(module, &loopconfig_spec);
+    config_type = cev_add_type(module, &loopconfig_spec, NULL);
     if (config_type == NULL) {
         return -1;
     }
@@ -424,15 +408,15 @@ cev_loop_exec(PyObject *module)
         cev_transport_state_init(&self->transport) < 0) {
         return -1;
     }
-    self->LoopCoreType = loop_add_type(module, &cev_loopcore_spec);
+    self->LoopCoreType = cev_add_type(module, &cev_loopcore_spec, NULL);
     if (self->LoopCoreType == NULL) {
         return -1;
     }
-    self->FdWatchType = loop_add_type(module, &cev_fdwatch_spec);
+    self->FdWatchType = cev_add_type(module, &cev_fdwatch_spec, NULL);
     if (self->FdWatchType == NULL) {
         return -1;
     }
-    self->TransportType = loop_add_type(module, &cev_transport_spec);
+    self->TransportType = cev_add_type(module, &cev_transport_spec, NULL);
     if (self->TransportType == NULL) {
         return -1;
     }
