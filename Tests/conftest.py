@@ -45,6 +45,8 @@ def _register_hypothesis_profiles():
       that when fewer backends are available); about a minute on 2 cores.
     * "long" (CEVENT_HYPOTHESIS_PROFILE=long): 20,000 sequences of up to 50
       steps per backend, for soak runs outside CI.
+    * "smoke" (CEVENT_HYPOTHESIS_PROFILE=smoke): 300 per backend, for the
+      check of an installed binary wheel (``./run.sh wheel``).
 
     Both: no deadline (timing varies under sanitizers), no example
     database (no .hypothesis directory), random seeds, and a failure
@@ -60,6 +62,10 @@ def _register_hypothesis_profiles():
                                          HealthCheck.filter_too_much,
                                          HealthCheck.data_too_large])
     settings.register_profile("ci", max_examples=3400,
+                              stateful_step_count=20, **common)
+    # "smoke": the binary-wheel check of .ci/run (the packaging, not the
+    # model: the plain passes run "ci").
+    settings.register_profile("smoke", max_examples=300,
                               stateful_step_count=20, **common)
     settings.register_profile("long", max_examples=20_000,
                               stateful_step_count=50, **common)

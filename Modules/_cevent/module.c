@@ -331,6 +331,24 @@ cevent_exec(PyObject *module)
 {
     cevent_state *state = get_cevent_state(module);
 
+    /*
+     * Main interpreter only, on every version (README "Subinterpreters").
+     * The open contexts, the fork handlers and the virtual clock are
+     * process-wide, the C API capsule's type is a static, and threads of
+     * the port call back into Python with PyGILState_Ensure(), which
+     * only knows the main interpreter.  From 3.12 the slot below makes
+     * CPython refuse isolated subinterpreters itself; this refuses the
+     * legacy ones (and everything on 3.11) the same way.
+     */
+    if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+        PyErr_Format(PyExc_ImportError,
+                     "module %s does not support loading in subinterpreters "
+                     "(it keeps process-wide state: import cevent in the "
+                     "main interpreter)",
+                     PyModule_GetName(module));
+        return -1;
+    }
+
 #define ADD_TYPE(field, spec, base) \
     do { \
         state->field = cev_add_type(module, &(spec), (base)); \
@@ -389,6 +407,14 @@ cevent_exec(PyObject *module)
 
 static PyModuleDef_Slot cevent_slots[] = {
     {Py_mod_exec, cevent_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* 3.12+: see cevent_exec() */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* 3.13+: the port's callbacks and the module's state rely on the GIL */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
     {0, NULL}
 };
 

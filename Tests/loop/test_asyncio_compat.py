@@ -104,8 +104,15 @@ else:  # pragma: no cover
 @pytest.fixture(autouse=True)
 def _policy():
     """The loop under test for asyncio.new_event_loop(), asyncio.Runner()
-    and IsolatedAsyncioTestCase."""
+    and IsolatedAsyncioTestCase.
+
+    CPython runs these tests one after another on one policy, on which the
+    previous test's ``test_utils.TestCase.tearDown`` called
+    ``set_event_loop(None)``; some tests rely on it (from 3.12, the policy's
+    get_event_loop() raises RuntimeError rather than warn and make a loop).
+    A new policy per test starts from that same state."""
     asyncio.set_event_loop_policy(Policy())
+    asyncio.set_event_loop(None)
     try:
         yield
     finally:

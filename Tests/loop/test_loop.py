@@ -14,8 +14,10 @@ import os
 import random
 import signal
 import socket
+import sys
 import threading
 import time
+import warnings
 import weakref
 from fractions import Fraction
 
@@ -400,23 +402,43 @@ def test_signal_handler_wakes_loop(loop):
         assert loop.remove_signal_handler(signal.SIGUSR1)
 
 
+def _echo_subprocess(loop):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", "echo hi",
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        return out, proc.returncode
+    return run(loop, main())
+
+
 def test_subprocess(loop):
-    watcher = asyncio.SafeChildWatcher()
-    watcher.attach_loop(loop)
-    policy = asyncio.get_event_loop_policy()
-    policy.set_child_watcher(watcher)
+    """With the child watcher asyncio of this version picks by itself (a
+    thread on 3.11, pidfd on 3.12+; child watchers are deprecated from 3.12
+    and gone in 3.14)."""
+    assert _echo_subprocess(loop) == (b"hi\n", 0)
+
+
+def test_subprocess_sigchld_watcher(loop):
+    """SafeChildWatcher reaps children from a SIGCHLD handler, that is
+    through the loop's add_signal_handler().  Child watchers are deprecated
+    from 3.12 (and gone in 3.14) but still work: the warnings are expected."""
+    with warnings.catch_warnings():
+        if sys.version_info >= (3, 12):
+            warnings.simplefilter("ignore", DeprecationWarning)
+        watcher = asyncio.SafeChildWatcher()
+        watcher.attach_loop(loop)
+        policy = asyncio.get_event_loop_policy()
+        policy.set_child_watcher(watcher)
     try:
-        async def main():
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/sh", "-c", "echo hi",
-                stdout=asyncio.subprocess.PIPE)
-            out, _ = await proc.communicate()
-            return out, proc.returncode
-        assert run(loop, main()) == (b"hi\n", 0)
+        assert _echo_subprocess(loop) == (b"hi\n", 0)
     finally:
-        policy.set_child_watcher(None)
-        watcher.attach_loop(None)
-        watcher.close()
+        with warnings.catch_warnings():
+            if sys.version_info >= (3, 12):
+                warnings.simplefilter("ignore", DeprecationWarning)
+            policy.set_child_watcher(None)
+            watcher.attach_loop(None)
+            watcher.close()
 
 
 def test_keyboard_interrupt_from_wait(loop):
