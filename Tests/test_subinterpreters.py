@@ -1,6 +1,7 @@
 """The module refuses to load outside the main interpreter (README
 "Subinterpreters"): its open contexts, fork handlers and virtual clock are
-process-wide, and the port's threads call back with PyGILState_Ensure().
+process-wide, and the port drops callback references from any thread
+with PyGILState_Ensure().
 An import in a subinterpreter, isolated (its own GIL, 3.12+) or legacy
 (sharing the main GIL), raises ImportError, and the main interpreter's
 module keeps working."""

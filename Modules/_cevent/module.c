@@ -334,9 +334,10 @@ cevent_exec(PyObject *module)
     /*
      * Main interpreter only, on every version (README "Subinterpreters").
      * The open contexts, the fork handlers and the virtual clock are
-     * process-wide, the C API capsule's type is a static, and threads of
-     * the port call back into Python with PyGILState_Ensure(), which
-     * only knows the main interpreter.  From 3.12 the slot below makes
+     * process-wide, the C API capsule's type is a static, and the port
+     * drops a callback's references from any thread with
+     * PyGILState_Ensure() (cev_record_release()), which only knows the
+     * main interpreter.  From 3.12 the slot below makes
      * CPython refuse isolated subinterpreters itself; this refuses the
      * legacy ones (and everything on 3.11) the same way.
      */
