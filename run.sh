@@ -95,6 +95,8 @@ ensure_system_packages() {
     local missing=()
     have_liburing || missing+=(liburing-dev)
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    # the HTTP rows of the server benchmark (and their smoke test)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
     command -v make >/dev/null 2>&1 || missing+=(make)
     command -v "${CC:-cc}" >/dev/null 2>&1 || missing+=(gcc)
     # Debian's own python3 needs these for venvs and for building extensions.
@@ -214,6 +216,10 @@ cmd_test() {
 
 cmd_bench() {
     setup bench
+    # rloop (a Rust asyncio loop) is a peer of the server benchmark when it
+    # installs on this platform; the benchmark notes its absence otherwise.
+    "$PY" -m pip install -q --disable-pip-version-check rloop >/dev/null 2>&1 \
+        || warn "rloop did not install: the server benchmark runs without it"
     exec "$PY" -m cevent bench "$@"
 }
 
@@ -289,7 +295,7 @@ wheel_check() {
     "$exe" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-        "$whl" pytest pytest-xdist hypothesis
+        "$whl[test]"
     # The system's liburing, hidden inside a private mount namespace.
     lib=$("$exe" -c 'import ctypes.util, sys; sys.stdout.write(ctypes.util.find_library("uring") or "")')
     [[ -n $lib ]] || die "wheel: no system liburing to hide (ctypes.util.find_library)"

@@ -14,6 +14,11 @@ Prints the table (median [min, max] of the reps, ratios to asyncio and
 uvloop = median of the per-rep ratios), the targets and whether each is
 met, and writes ``<out>/<timestamp>.{txt,json,png}``.
 
+``--only servers`` runs the server benchmark instead (each loop serving
+echo and HTTP in its own process against a C load generator and wrk; see
+:mod:`.servers`), with ``--styles``, ``--sizes``, ``--conns`` and
+``--duration``.
+
 Timings are for comparison only, never pass/fail tests; the machine may be
 shared: the load average is recorded at the start and the end.
 """
@@ -68,8 +73,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="smaller sizes (about 3 minutes on 2 cores)")
     parser.add_argument("--only", nargs="+", metavar="WORKLOAD",
-                        choices=sorted(WORKLOADS),
-                        help=f"run only these ({', '.join(WORKLOADS)})")
+                        choices=sorted(WORKLOADS) + ["servers"],
+                        help=f"run only these ({', '.join(WORKLOADS)}); "
+                             f"'servers' runs the server benchmark "
+                             f"(cevent._bench.servers), which is not part "
+                             f"of the default set")
     parser.add_argument("--out", metavar="DIR",
                         help="result directory (default: "
                              "Benchmarks/results in a source tree, else "
@@ -82,9 +90,25 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--backends", nargs="+", metavar="B",
                         help="cevent backends (default: cevent.backends())")
     parser.add_argument("--loops", nargs="+", metavar="KIND",
-                        choices=["asyncio", "uvloop", "cevent.Loop",
+                        choices=["asyncio", "uvloop", "rloop", "cevent.Loop",
                                  "cevent"],
-                        help="loop kinds to run (default: all available)")
+                        help="loop kinds to run (default: all available; "
+                             "rloop: the server benchmark only)")
+    servers = parser.add_argument_group(
+        "server benchmark (--only servers)")
+    servers.add_argument("--styles", nargs="+", metavar="STYLE",
+                         choices=["protocol", "streams", "sock",
+                                  "httptools", "aiohttp"],
+                         help="server styles (default: all)")
+    servers.add_argument("--sizes", nargs="+", metavar="SIZE",
+                         help="echo message sizes, e.g. 1k 10k 100k "
+                              "(default: 1k 10k 100k; --quick: 1k)")
+    servers.add_argument("--conns", nargs="+", type=int, metavar="N",
+                         help="echo connections (default: 1 10 100; "
+                              "--quick: 10)")
+    servers.add_argument("--duration", type=float, metavar="S",
+                         help="seconds measured per run (default 2; "
+                              "--quick: 1)")
     parser.add_argument("--no-png", action="store_true",
                         help="do not draw the chart")
     parser.add_argument("--timeout", type=float, default=600.0,
@@ -229,6 +253,16 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None,
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
 
+    out_dir = args.out or default_out or default_out_dir()
+    if args.only and "servers" in args.only:
+        from . import servers
+        args.only = [n for n in args.only if n != "servers"]
+        if not args.only:
+            return servers.main(args, out_dir)
+        rc = servers.main(args, out_dir)
+    else:
+        rc = 0
+
     env = environment(args, backends, uv, cl)
     names, jobs = plan(args, backends, uv, cl)
     progress = Progress(len(jobs))
@@ -254,7 +288,6 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None,
     text = report.render_text(env, names, summary, targets)
     print(text)
 
-    out_dir = args.out or default_out or default_out_dir()
     os.makedirs(out_dir, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = os.path.join(out_dir, stamp)
@@ -276,7 +309,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None,
     if failed:
         print(f"{failed} run(s) failed (see the JSON)", file=sys.stderr)
         return 1
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Smoke test of the server benchmark (Lib/cevent/_bench/servers.py): one
+short run of each echo style and of the httptools HTTP row, on asyncio's
+loop, cevent.Loop (every backend) and the C floor, checking that every run
+produced a rate with every echo verified.  Timings are never checked (they
+are for comparison only, never pass/fail).  Also: the load generator fails
+loudly on a wrong or short echo."""
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+
+import cevent
+from cevent._bench import cbuild, servers
+
+
+def _check_runs(result, want_servers, styles):
+    runs = result["runs"]
+    seen = {(r["row"]["style"], r["server"]) for r in runs}
+    assert seen == {(s, n) for s in styles for n in want_servers}
+    for r in runs:
+        res = r["result"]
+        assert res.get("ok"), (r["server"], r["row"], res)
+        assert res["rate"] > 0
+        if r["row"]["kind"] == "echo":
+            assert res["round_trips"] > 0
+            size = r["row"]["size"]
+            assert res["verified_bytes"] == res["round_trips"] * size
+            assert "p99_us" in res
+    text = servers.render_text(result)
+    for entry in result["summary"]:
+        assert entry["label"] in text
+
+
+def test_echo_styles(tmp_path):
+    result = servers.run(styles=servers.STYLES_ECHO, sizes=[1024],
+                         conns=[2], kinds=["asyncio", "cevent.Loop"],
+                         reps=1, duration=0.3)
+    want = ["asyncio"] + [f"cevent.Loop {b}" for b in cevent.backends()]
+    _check_runs(result, want + [servers.FLOOR], servers.STYLES_ECHO)
+    # ratios to the C floor are there (uvloop may be absent here)
+    cell = result["summary"][0]["servers"]["asyncio"]
+    assert cell["of_floor"] > 0
+
+
+def test_echo_large_messages():
+    """100 KiB messages through partial sends and reads."""
+    result = servers.run(styles=["protocol"], sizes=[102400], conns=[3],
+                         kinds=["cevent.Loop"], reps=1, duration=0.3,
+                         backends=[cevent.backends()[0]])
+    _check_runs(result, [f"cevent.Loop {cevent.backends()[0]}",
+                         servers.FLOOR], ["protocol"])
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None,
+                    reason="wrk is not installed (Debian: apt-get install "
+                           "wrk; run.sh and CI install it)")
+def test_http_httptools():
+    pytest.importorskip("httptools")
+    result = servers.run(styles=["httptools"], kinds=["cevent.Loop"],
+                         reps=1, duration=1.0,
+                         backends=[cevent.backends()[0]])
+    _check_runs(result, [f"cevent.Loop {cevent.backends()[0]}"],
+                ["httptools"])
+    cell = result["summary"][0]["servers"][
+        f"cevent.Loop {cevent.backends()[0]}"]
+    assert cell["p99_us"] > 0
+
+
+def _bad_server(mode):
+    """A one-connection echo server that corrupts ("wrong") or cuts
+    ("short") the first echo."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while len(data) < 64:
+                data += conn.recv(64 - len(data))
+            if mode == "wrong":
+                conn.sendall(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+                conn.recv(1)
+            else:
+                conn.sendall(data[:10])
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+@pytest.mark.parametrize("mode,error", [("wrong", "wrong echo"),
+                                        ("short", "short echo")])
+def test_loadgen_fails_loudly(mode, error):
+    loadgen = cbuild.build("loadgen")
+    port, thread = _bad_server(mode)
+    proc = subprocess.run([loadgen, "127.0.0.1", str(port), "1", "64", "5",
+                           "0", "5"], capture_output=True, text=True,
+                          timeout=30)
+    thread.join(10)
+    assert proc.returncode != 0
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ok"] is False and error in out["error"]
