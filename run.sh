@@ -286,7 +286,7 @@ cmd_wheel() {
 
 # wheel_check X.Y EXE: the checks above, for dist/'s wheel of Python X.Y.
 wheel_check() {
-    local v=$1 exe=$2 whl venv lib
+    local v=$1 exe=$2 whl venv
     whl=$(ls "$ROOT"/dist/cevent-*-cp${v/./}-cp${v/./}-*manylinux*.whl 2>/dev/null | head -n 1)
     [[ -n $whl ]] || die "wheel: no repaired wheel for Python $v in dist/"
     venv=$ROOT/.venv-wheel-$v
@@ -297,14 +297,14 @@ wheel_check() {
     "$venv/bin/python" -m pip install -q --disable-pip-version-check \
         "$whl[test]"
     # The system's liburing, hidden inside a private mount namespace.
-    lib=$("$exe" -c 'import ctypes.util, sys; sys.stdout.write(ctypes.util.find_library("uring") or "")')
-    [[ -n $lib ]] || die "wheel: no system liburing to hide (ctypes.util.find_library)"
     command -v unshare >/dev/null 2>&1 || die "wheel: unshare (util-linux) is needed"
     unshare --mount --propagation private -- bash -euo pipefail -c '
         root=$1 venv=$2 v=$3
         shift 3
         # Every file of the system liburing becomes an empty file.
-        for f in $(ldconfig -p | awk "/liburing\\.so/ {print \$NF}"); do
+        libs=$(ldconfig -p | awk "/liburing\\.so/ {print \$NF}")
+        [[ -n $libs ]] || { echo "wheel: no system liburing to hide (ldconfig -p)" >&2; exit 1; }
+        for f in $libs; do
             mount --bind /dev/null "$(readlink -f "$f")"
         done
         cd "$root/Tests"

@@ -8,6 +8,7 @@ run): what CPython's asyncio tests (test_asyncio_compat.py) do not cover.
 """
 
 import asyncio
+import contextlib
 import gc
 import math
 import os
@@ -419,13 +420,20 @@ def test_subprocess(loop):
     assert _echo_subprocess(loop) == (b"hi\n", 0)
 
 
-def test_subprocess_sigchld_watcher(loop):
-    """SafeChildWatcher reaps children from a SIGCHLD handler, that is
-    through the loop's add_signal_handler().  Child watchers are deprecated
-    from 3.12 (and gone in 3.14) but still work: the warnings are expected."""
+@contextlib.contextmanager
+def _child_watcher_api():
+    """Child watchers are deprecated from 3.12 (and gone in 3.14) but still
+    work: their DeprecationWarnings are expected there."""
     with warnings.catch_warnings():
         if sys.version_info >= (3, 12):
             warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+def test_subprocess_sigchld_watcher(loop):
+    """SafeChildWatcher reaps children from a SIGCHLD handler, that is
+    through the loop's add_signal_handler()."""
+    with _child_watcher_api():
         watcher = asyncio.SafeChildWatcher()
         watcher.attach_loop(loop)
         policy = asyncio.get_event_loop_policy()
@@ -433,9 +441,7 @@ def test_subprocess_sigchld_watcher(loop):
     try:
         assert _echo_subprocess(loop) == (b"hi\n", 0)
     finally:
-        with warnings.catch_warnings():
-            if sys.version_info >= (3, 12):
-                warnings.simplefilter("ignore", DeprecationWarning)
+        with _child_watcher_api():
             policy.set_child_watcher(None)
             watcher.attach_loop(None)
             watcher.close()

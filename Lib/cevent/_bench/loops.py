@@ -5,6 +5,8 @@ A loop spec is a small dict (it travels to the worker subprocess as JSON):
 * ``{"kind": "asyncio"}``: ``asyncio.SelectorEventLoop()`` (EpollSelector
   here), debug off;
 * ``{"kind": "uvloop"}``: ``uvloop.new_event_loop()``;
+* ``{"kind": "rloop"}``: ``rloop.new_event_loop()`` (the server benchmark
+  only);
 * ``{"kind": "cevent.Loop", "backend": B, "poll_max_ns": P}``:
   ``cevent.new_event_loop(backend=B)``, the asyncio face (B None: the
   Loop's default backend, epoll), with ``loop.context.set_poll_params(P)`` when P > 0;
@@ -18,8 +20,9 @@ last its native implementation.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import asyncio
@@ -62,6 +65,10 @@ def new_asyncio_loop(spec: dict[str, Any]) -> asyncio.AbstractEventLoop:
         import uvloop  # type: ignore[import-not-found, unused-ignore]
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         return loop
+    if kind == "rloop":
+        # the server benchmark's Rust peer; optional, untyped
+        rloop = importlib.import_module("rloop")
+        return cast(asyncio.AbstractEventLoop, rloop.new_event_loop())
     if kind == "cevent.Loop":
         import cevent
         loop = cevent.new_event_loop(backend=spec.get("backend"))

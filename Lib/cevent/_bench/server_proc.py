@@ -2,12 +2,13 @@
 
     python -m cevent._bench.server_proc LOOP STYLE [BACKEND]
 
-LOOP is ``asyncio``, ``uvloop``, ``rloop`` or ``cevent`` (``cevent.Loop``
-on BACKEND, or on its default backend).  STYLE is one of :data:`STYLES`.
+LOOP is ``asyncio``, ``uvloop``, ``rloop`` or ``cevent.Loop`` (on BACKEND,
+or on its default backend), made by :func:`.loops.new_asyncio_loop`.  STYLE is one of :data:`STYLES`.
 The server listens on 127.0.0.1 on a free port, prints ``READY <port>``
 and serves until it is killed (SIGTERM ends it cleanly).
 
-Echo styles, as uvloop's vmbench writes them:
+Echo styles (the three that uvloop's published benchmark, vmbench, compares,
+so that these rows can be set beside its numbers):
 
 * ``protocol``: an ``asyncio.Protocol`` whose ``data_received`` calls
   ``transport.write(data)``;
@@ -34,41 +35,17 @@ import socket
 import sys
 from typing import Any, cast
 
+from .loops import new_asyncio_loop
+from .workloads.tcp import EchoServer
+
 STYLES = ("protocol", "streams", "sock", "httptools", "aiohttp")
-LOOPS = ("asyncio", "uvloop", "rloop", "cevent")
+LOOPS = ("asyncio", "uvloop", "rloop", "cevent.Loop")
 READ_SIZE = 102400
 BODY = b"Hello, World!"
 RESPONSE = (b"HTTP/1.1 200 OK\r\n"
             b"Content-Type: text/plain\r\n"
             b"Content-Length: " + str(len(BODY)).encode() + b"\r\n"
             b"\r\n" + BODY)
-
-
-def new_loop(kind: str, backend: str | None) -> asyncio.AbstractEventLoop:
-    if kind == "asyncio":
-        return asyncio.SelectorEventLoop()
-    if kind == "uvloop":
-        uvloop = importlib.import_module("uvloop")
-        return cast(asyncio.AbstractEventLoop, uvloop.new_event_loop())
-    if kind == "rloop":
-        rloop = importlib.import_module("rloop")
-        return cast(asyncio.AbstractEventLoop, rloop.new_event_loop())
-    if kind == "cevent":
-        import cevent
-        return cevent.new_event_loop(backend=backend)
-    raise ValueError(f"unknown loop {kind!r} (one of {', '.join(LOOPS)})")
-
-
-class EchoProtocol(asyncio.Protocol):
-    transport: asyncio.Transport
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's and rloop's transports are not asyncio.Transport
-        # subclasses
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        self.transport.write(data)
 
 
 async def echo_streams(reader: asyncio.StreamReader,
@@ -155,7 +132,7 @@ async def serve(style: str) -> None:
     port = listener.getsockname()[1]
     keep: Any = None
     if style == "protocol":
-        keep = await loop.create_server(EchoProtocol, sock=listener)
+        keep = await loop.create_server(EchoServer, sock=listener)
     elif style == "streams":
         keep = await asyncio.start_server(echo_streams, sock=listener,
                                           limit=READ_SIZE * 4)
@@ -194,7 +171,9 @@ def main(argv: list[str]) -> int:
         return 2
     kind, style = argv[0], argv[1]
     backend = argv[2] if len(argv) == 3 else None
-    loop = new_loop(kind, backend)
+    if kind not in LOOPS:
+        raise ValueError(f"unknown loop {kind!r} (one of {', '.join(LOOPS)})")
+    loop = new_asyncio_loop({"kind": kind, "backend": backend})
     try:
         loop.run_until_complete(serve(style))
     finally:

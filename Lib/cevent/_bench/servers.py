@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -91,8 +92,8 @@ def servers(backends: Sequence[str], kinds: Sequence[str] | None,
             notes.append(f"{kind} skipped: {version}")
     if "cevent.Loop" in wanted:
         for backend in backends:
-            out.append({"name": f"cevent.Loop {backend}", "loop": "cevent",
-                        "backend": backend})
+            out.append({"name": f"cevent.Loop {backend}",
+                        "loop": "cevent.Loop", "backend": backend})
     return out
 
 
@@ -215,7 +216,7 @@ def run_wrk(port: int, row: dict[str, Any], duration: float,
     subprocess.run([*base, f"-d{max(1, int(duration / 4))}s", url],
                    capture_output=True, preexec_fn=_pin(cpu),
                    timeout=duration + 60)
-    _children_cpu_delta()
+    cpu0 = _children_cpu()
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [*base, f"-d{max(1, round(duration))}s", "--latency", url],
@@ -223,8 +224,8 @@ def run_wrk(port: int, row: dict[str, Any], duration: float,
         preexec_fn=_pin(cpu))
     out, err = proc.communicate(timeout=duration + 60)
     wall = time.monotonic() - t0
-    # the rusage of wrk itself, for its CPU use
-    ru = _children_cpu_delta()
+    # wrk is the only child waited for in between: its own CPU use
+    ru = _children_cpu() - cpu0
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if proc.returncode or not match:
         return {"ok": False, "error": f"wrk exit {proc.returncode}: "
@@ -242,17 +243,10 @@ def run_wrk(port: int, row: dict[str, Any], duration: float,
     return result
 
 
-_children_cpu_last = [0.0]
-
-
-def _children_cpu_delta() -> float:
-    """CPU seconds of the children waited for since the last call."""
-    import resource
+def _children_cpu() -> float:
+    """CPU seconds of every child waited for so far."""
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = ru.ru_utime + ru.ru_stime
-    delta = total - _children_cpu_last[0]
-    _children_cpu_last[0] = total
-    return delta
+    return ru.ru_utime + ru.ru_stime
 
 
 def measure(row: dict[str, Any], spec: dict[str, Any], duration: float,
@@ -463,8 +457,7 @@ def main(args: Any, out_dir: str) -> int:
         ([1024] if args.quick else list(SIZES))
     conns = args.conns or ([10] if args.quick else list(CONNS))
     duration = args.duration or (1.0 if args.quick else 2.0)
-    kinds = [k for k in (args.loops or ["asyncio", "uvloop", "rloop",
-                                        "cevent.Loop"])]
+    kinds = args.loops or ["asyncio", "uvloop", "rloop", "cevent.Loop"]
 
     def progress(i: int, n: int, what: str) -> None:
         print(f"[{i + 1}/{n}] {what}", file=sys.stderr, flush=True)

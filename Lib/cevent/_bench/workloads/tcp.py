@@ -44,11 +44,15 @@ def params(quick: bool, size: float) -> dict[str, Any]:
     return {"messages": max(50, int(total * size))}
 
 
-class _EchoServer(asyncio.Protocol):
+class EchoServer(asyncio.Protocol):
+    """Echoes in ``data_received``; also the server benchmark's
+    ``protocol`` style (server_proc.py)."""
+
     transport: asyncio.Transport
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses
+        # uvloop's and rloop's transports are not asyncio.Transport
+        # subclasses
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
@@ -83,7 +87,7 @@ class _Client(asyncio.Protocol):
 
 async def _protocols(loop: asyncio.AbstractEventLoop, clients: int,
                      per_client: int) -> int:
-    server = await loop.create_server(_EchoServer, "127.0.0.1", 0)
+    server = await loop.create_server(EchoServer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     conns: list[tuple[asyncio.BaseTransport, _Client,
                       asyncio.Future[None]]] = []
