@@ -36,6 +36,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from . import _asyncio_layout
+from ._sockops import SockOps
 from ._cevent import (
     CLOCK_REALTIME,
     SCALE_NS,
@@ -299,23 +300,60 @@ class _AioContextSelector(selectors.BaseSelector):
         new_key: selectors.SelectorKey = key
         return new_key
 
+    def _set_handle(self, fd: int, event: int,
+                    handle: events.Handle) -> events.Handle | None:
+        """Make ``handle`` the reader (``event`` is ``EVENT_READ``) or the
+        writer of ``fd``, registering ``fd`` if needed; return the handle
+        it replaces, if any (``BaseSelectorEventLoop._add_reader`` and
+        ``_add_writer`` with one look-up)."""
+        watch = self._watches.get(fd)
+        if watch is None:
+            data = (handle, None) if event == _EVENT_READ else (None, handle)
+            if fd < 0 or self._map is None:
+                self.register(fd, event, data)  # raises as it should
+            # register() without the checks that cannot fail here
+            watch = _FdWatchType(selectors.SelectorKey(fd, fd, event, data),
+                                 self._ready, self, self._loop)
+            if event == _EVENT_READ:
+                self._ctx.set_fd_handler(fd, watch.read_ready, None)
+            else:
+                self._ctx.set_fd_handler(fd, None, watch.write_ready)
+            self._watches[fd] = watch
+            return None
+        key = watch.key
+        reader, writer = key.data
+        if event == _EVENT_READ:
+            self.modify(fd, key.events | event, (handle, writer))
+            return reader  # type: ignore[no-any-return]
+        self.modify(fd, key.events | event, (reader, handle))
+        return writer  # type: ignore[no-any-return]
+
+    def _clear_handle(self, fd: int, event: int) -> events.Handle | None:
+        """Stop watching ``fd`` for ``event``; return its reader (or
+        writer) handle, if it had one (``BaseSelectorEventLoop``'s
+        ``_remove_reader`` and ``_remove_writer`` with one look-up)."""
+        watch = self._watches.get(fd)
+        if watch is None:
+            return None
+        key = watch.key
+        reader, writer = key.data
+        mask = key.events & ~event
+        if event == _EVENT_READ:
+            old, data = reader, (None, writer)
+        else:
+            old, data = writer, (reader, None)
+        if not mask:
+            del self._watches[fd]   # unregister() without the look-up
+            if not self._ctx.closed:
+                self._ctx.set_fd_handler(fd, None)
+        else:
+            self.modify(fd, mask, data)
+        return old  # type: ignore[no-any-return]
+
     def _drop_cancelled(self, fd: int, event: int) -> None:
         """Forget the cancelled reader (or writer) of ``fd``, as
         ``BaseSelectorEventLoop._remove_reader`` does."""
-        watch = self._watches.get(fd)
-        if watch is None:
-            return
-        key = watch.key
-        mask = key.events & ~event
-        reader, writer = key.data
-        if event == _EVENT_READ:
-            data = (None, writer)
-        else:
-            data = (reader, None)
-        if not mask:
-            self.unregister(fd)
-        else:
-            self.modify(fd, mask, data)
+        self._clear_handle(fd, event)
 
     def get_key(self, fileobj: Any) -> selectors.SelectorKey:
         if self._map is None:
@@ -454,6 +492,7 @@ else:
 
 
 class Loop(_LoopBase,  # type: ignore[misc]
+           SockOps,
            unix_events._UnixSelectorEventLoop):
     """An asyncio event loop driven by a :class:`cevent.AioContext`.
 

@@ -1,0 +1,193 @@
+"""The ``loop.sock_*`` methods and reader/writer registration of
+:class:`cevent.Loop`, shorter than asyncio's for the common case.
+
+asyncio's ``sock_recv()`` that has to wait makes a reader ``Handle``, looks
+the fd up in the selector twice (once to register, once to unregister),
+binds a ``functools.partial`` as the future's done callback and removes the
+reader through the public ``remove_reader()``, which checks for a
+transport again.  Here:
+
+* ``_add_reader``/``_remove_reader`` (and the writer pair), which asyncio's
+  transports use too, make one dictionary look-up in the
+  ``_AioContextSelector`` for an ``int`` fd;
+* ``sock_recv``, ``sock_recv_into``, ``sock_accept`` and ``sock_sendall``
+  try the call first, as asyncio does, and when they must wait, remove
+  their reader in a ``finally`` of the coroutine instead of a done
+  callback of the future;
+* a call that is not the common case goes to asyncio's own method: debug
+  mode (which checks that the socket is non-blocking), a socket that is
+  not exactly ``socket.socket`` (an ``ssl.SSLSocket`` is refused there, as
+  asyncio refuses it), a file object instead of an fd, and
+  ``sock_sendall``'s remainder after a partial send.
+
+What asyncio promises stays: the reader is registered with the selector
+while the call waits, so ``add_reader()`` on the same fd replaces it (and
+cancels the wait's handle, which then leaves the new reader in place),
+an fd owned by a transport is refused with asyncio's ``RuntimeError``,
+and cancelling the waiting task removes the reader at once.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+from asyncio import events
+from typing import Any, Callable
+
+_EVENT_READ = selectors.EVENT_READ
+_EVENT_WRITE = selectors.EVENT_WRITE
+
+_socket = socket.socket
+_recv = socket.socket.recv
+_recv_into = socket.socket.recv_into
+
+
+def _accept(sock: socket.socket, _: object) -> tuple[socket.socket, Any]:
+    conn, address = sock.accept()
+    conn.setblocking(False)
+    return conn, address
+
+
+def _io_ready(fut: Any, op: Callable[[Any, Any], Any], sock: Any,
+              arg: Any) -> None:
+    """The reader of a waiting ``sock_*`` call: retry ``op`` and settle
+    ``fut`` (asyncio's ``_sock_recv``, ``_sock_recv_into`` and
+    ``_sock_accept`` in one)."""
+    if fut.done():
+        return
+    try:
+        result = op(sock, arg)
+    except (BlockingIOError, InterruptedError):
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+class SockOps:
+    """Mixin of :class:`cevent.Loop`, before asyncio's selector loop in the
+    bases; ``self._selector`` is the loop's ``_AioContextSelector``."""
+
+    _selector: Any
+    _debug: bool
+
+    # -- registration: asyncio's semantics, one look-up -------------------
+
+    def _add_reader(self, fd: Any, callback: Callable[..., object],
+                    *args: Any) -> events.Handle:
+        if type(fd) is not int:
+            handle: events.Handle = super()._add_reader(  # type: ignore
+                fd, callback, *args)
+            return handle
+        self._check_closed()  # type: ignore[attr-defined]
+        handle = events.Handle(callback, args, self, None)  # type: ignore
+        old = self._selector._set_handle(fd, _EVENT_READ, handle)
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _add_writer(self, fd: Any, callback: Callable[..., object],
+                    *args: Any) -> events.Handle:
+        if type(fd) is not int:
+            handle: events.Handle = super()._add_writer(  # type: ignore
+                fd, callback, *args)
+            return handle
+        self._check_closed()  # type: ignore[attr-defined]
+        handle = events.Handle(callback, args, self, None)  # type: ignore
+        old = self._selector._set_handle(fd, _EVENT_WRITE, handle)
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _remove_reader(self, fd: Any) -> bool:
+        if type(fd) is not int:
+            removed: bool = super()._remove_reader(fd)  # type: ignore
+            return removed
+        if self.is_closed():  # type: ignore[attr-defined]
+            return False
+        old = self._selector._clear_handle(fd, _EVENT_READ)
+        if old is None:
+            return False
+        old.cancel()
+        return True
+
+    def _remove_writer(self, fd: Any) -> bool:
+        if type(fd) is not int:
+            removed: bool = super()._remove_writer(fd)  # type: ignore
+            return removed
+        if self.is_closed():  # type: ignore[attr-defined]
+            return False
+        old = self._selector._clear_handle(fd, _EVENT_WRITE)
+        if old is None:
+            return False
+        old.cancel()
+        return True
+
+    # -- sock_* --------------------------------------------------------------
+
+    async def _sock_wait_read(self, sock: socket.socket,
+                              op: Callable[[Any, Any], Any],
+                              arg: Any) -> Any:
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)  # type: ignore[attr-defined]
+        fut = self.create_future()  # type: ignore[attr-defined]
+        handle = self._add_reader(fd, _io_ready, fut, op, sock, arg)
+        try:
+            return await fut
+        finally:
+            # Unless add_reader() replaced this reader meanwhile.
+            if not handle.cancelled():
+                self._remove_reader(fd)
+
+    async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
+        if self._debug or type(sock) is not _socket:
+            data: bytes = await super().sock_recv(sock, n)  # type: ignore
+            return data
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        data = await self._sock_wait_read(sock, _recv, n)
+        return data
+
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        if self._debug or type(sock) is not _socket:
+            nbytes: int = await super().sock_recv_into(  # type: ignore
+                sock, buf)
+            return nbytes
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        nbytes = await self._sock_wait_read(sock, _recv_into, buf)
+        return nbytes
+
+    async def sock_accept(self, sock: socket.socket
+                          ) -> tuple[socket.socket, Any]:
+        if self._debug or type(sock) is not _socket:
+            pair: tuple[socket.socket, Any] = \
+                await super().sock_accept(sock)  # type: ignore[misc]
+            return pair
+        try:
+            return _accept(sock, None)
+        except (BlockingIOError, InterruptedError):
+            pass
+        pair = await self._sock_wait_read(sock, _accept, None)
+        return pair
+
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        if self._debug or type(sock) is not _socket:
+            await super().sock_sendall(sock, data)  # type: ignore[misc]
+            return
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n == len(data):
+            return
+        # A partial send: asyncio's method waits for the rest.
+        with memoryview(data) as view:
+            await super().sock_sendall(sock, view[n:])  # type: ignore[misc]
