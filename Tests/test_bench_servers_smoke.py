@@ -1,9 +1,10 @@
 """Smoke test of the server benchmark (Lib/cevent/_bench/servers.py): one
-short run of each echo style and of the httptools HTTP row, on asyncio's
-loop, cevent.Loop (every backend) and the C floor, checking that every run
-produced a rate with every echo verified.  Timings are never checked (they
-are for comparison only, never pass/fail).  Also: the load generator fails
-loudly on a wrong or short echo."""
+short run of each echo style and of the httptools HTTP rows (under wrk and
+under the C client), on asyncio's loop, cevent.Loop (every backend) and
+the C floor, checking that every run produced a rate with every echo or
+response verified.  Timings are never checked (they are for comparison
+only, never pass/fail).  Also: the load generators fail loudly on a wrong
+or short echo and on a wrong response."""
 
 import json
 import shutil
@@ -25,9 +26,9 @@ def _check_runs(result, want_servers, styles):
         res = r["result"]
         assert res.get("ok"), (r["server"], r["row"], res)
         assert res["rate"] > 0
-        if r["row"]["kind"] == "echo":
+        if r["row"]["kind"] == "echo" or r["row"]["client"] == "httpload":
             assert res["round_trips"] > 0
-            size = r["row"]["size"]
+            size = r["row"].get("size", len(servers.BODY))
             assert res["verified_bytes"] == res["round_trips"] * size
             assert "p99_us" in res
     text = servers.render_text(result)
@@ -65,9 +66,60 @@ def test_http_httptools():
                          backends=[cevent.backends()[0]])
     _check_runs(result, [f"cevent.Loop {cevent.backends()[0]}"],
                 ["httptools"])
-    cell = result["summary"][0]["servers"][
-        f"cevent.Loop {cevent.backends()[0]}"]
-    assert cell["p99_us"] > 0
+    assert [r["client"] for r in result["rows"]] == ["wrk", "httpload"]
+    for entry in result["summary"]:
+        cell = entry["servers"][f"cevent.Loop {cevent.backends()[0]}"]
+        assert cell["p99_us"] > 0
+
+
+def _bad_http_server(reply):
+    """A one-connection HTTP server answering the first request with
+    ``reply``; it closes the connection at once after a cut one (no
+    blank line)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(1024)
+            conn.sendall(reply)
+            if b"\r\n\r\n" in reply:
+                conn.recv(1)
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def _response(status, body, extra=b""):
+    return (b"HTTP/1.1 " + status + b"\r\nContent-Length: " +
+            str(len(body)).encode() + b"\r\n" + extra + b"\r\n" + body)
+
+
+@pytest.mark.parametrize("reply,error", [
+    (_response(b"404 Not Found", servers.BODY), "not HTTP/1.1 200"),
+    (_response(b"200 OK", b"Hello, World?"), "body differs"),
+    (_response(b"200 OK", servers.BODY) + b"X", "ahead of the request"),
+    (_response(b"200 OK", servers.BODY, b"Connection: close\r\n"),
+     "Connection: close"),
+    (b"HTTP/1.1 200 OK\r\n\r\n", "no Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "short response"),
+])
+def test_httpload_fails_loudly(reply, error):
+    httpload = cbuild.build("httpload")
+    port, thread = _bad_http_server(reply)
+    proc = subprocess.run([httpload, "127.0.0.1", str(port), "1",
+                           servers.BODY.decode(), "5", "0", "5"],
+                          capture_output=True, text=True, timeout=30)
+    thread.join(10)
+    assert proc.returncode != 0
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["ok"] is False and error in out["error"]
 
 
 def _bad_server(mode):

@@ -1,7 +1,8 @@
-"""The C parts of the server benchmark (``c/loadgen.c``, ``c/echo_epoll.c``),
-compiled on demand with the system's C compiler into a cache directory
+"""The C parts of the server benchmark (``c/loadgen.c``, ``c/httpload.c``,
+``c/echo_epoll.c``, with ``c/common.h``), compiled on demand with the system's C compiler into a cache directory
 (``$XDG_CACHE_HOME/cevent-bench``, else ``~/.cache/cevent-bench``), keyed
-by a hash of the source so that an edited file is rebuilt."""
+by a hash of the source and the headers so that an edited file is
+rebuilt."""
 
 from __future__ import annotations
 
@@ -26,8 +27,13 @@ def build(name: str) -> str:
     the cache has no build of this source.  Raises RuntimeError with the
     compiler's output when it cannot be built."""
     src = os.path.join(SOURCE_DIR, name + ".c")
-    with open(src, "rb") as f:
-        digest = hashlib.sha256(f.read() + " ".join(CFLAGS).encode())
+    digest = hashlib.sha256(" ".join(CFLAGS).encode())
+    # the program and the headers it may include (c/*.h)
+    for path in [src] + sorted(
+            os.path.join(SOURCE_DIR, h) for h in os.listdir(SOURCE_DIR)
+            if h.endswith(".h")):
+        with open(path, "rb") as f:
+            digest.update(f.read())
     out = os.path.join(cache_dir(), f"{name}-{digest.hexdigest()[:16]}")
     if os.access(out, os.X_OK):
         return out

@@ -10,8 +10,14 @@ loopback:
   whole echo, compare every byte, send the next; it fails loudly on a short
   or wrong echo and on a stall).  ``c/echo_epoll.c``, a plain C epoll echo
   server, runs each echo row too: the physical floor ("% of C");
-* **HTTP rows** (``httptools``, ``aiohttp``): ``wrk`` (HTTP/1.1
-  keep-alive, 64 connections, one thread), with its latency percentiles.
+* **HTTP rows** (``httptools``, ``aiohttp``), each loaded two ways:
+  ``wrk`` (HTTP/1.1 keep-alive, 64 connections, one thread), with its
+  latency percentiles, and the C program ``c/httpload.c`` (10 keep-alive
+  connections, one request in flight on each; it checks the status, the
+  length and the body of every response and fails loudly otherwise).
+  ``wrk`` parses every response and keeps 64 connections busy, so on two
+  CPUs it is often the bottleneck; ``httpload`` needs less CPU per
+  request, so its rows show the servers apart.
 
 Servers: asyncio's ``SelectorEventLoop``, uvloop, rloop (each when it
 imports), and ``cevent.Loop`` on every backend of ``cevent.backends()``.
@@ -40,12 +46,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import cbuild
+from .server_proc import BODY
 
 STYLES_ECHO = ("protocol", "streams", "sock")
 STYLES_HTTP = ("httptools", "aiohttp")
 SIZES = (1024, 10240, 102400)
 CONNS = (1, 10, 100)
 HTTP_CONNS = 64
+#: connections of the httpload rows (the "10 connections" of the targets)
+HTTPLOAD_CONNS = 10
 REFERENCE = "uvloop"
 FLOOR = "C epoll"
 #: client CPU use above which the row is reported as client-bound
@@ -102,8 +111,10 @@ def rows(styles: Sequence[str], sizes: Sequence[int],
     out: list[dict[str, Any]] = []
     for style in styles:
         if style in STYLES_HTTP:
-            out.append({"kind": "http", "style": style,
+            out.append({"kind": "http", "style": style, "client": "wrk",
                         "conns": HTTP_CONNS})
+            out.append({"kind": "http", "style": style,
+                        "client": "httpload", "conns": HTTPLOAD_CONNS})
             continue
         for size in sizes:
             for n in conns:
@@ -114,7 +125,9 @@ def rows(styles: Sequence[str], sizes: Sequence[int],
 
 def row_label(row: dict[str, Any]) -> str:
     if row["kind"] == "http":
-        return f"HTTP {row['style']}, wrk -c{row['conns']}"
+        if row["client"] == "wrk":
+            return f"HTTP {row['style']}, wrk -c{row['conns']}"
+        return f"HTTP {row['style']}, C client, {row['conns']} conn"
     size = row["size"]
     text = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
     return f"echo {row['style']}, {text}, {row['conns']} conn"
@@ -186,10 +199,13 @@ class Server:
 
 def run_loadgen(loadgen: str, port: int, row: dict[str, Any],
                 duration: float, cpu: int | None) -> dict[str, Any]:
+    """One run of ``c/loadgen.c`` (an echo row) or ``c/httpload.c`` (an
+    HTTP row, whose server answers :data:`server_proc.BODY`)."""
     warmup = min(0.5, duration / 2)
+    what = str(row["size"]) if row["kind"] == "echo" else BODY.decode()
     proc = subprocess.run(
         [loadgen, "127.0.0.1", str(port), str(row["conns"]),
-         str(row["size"]), str(duration), str(warmup), "10"],
+         what, str(duration), str(warmup), "10"],
         capture_output=True, text=True, preexec_fn=_pin(cpu),
         timeout=duration + warmup + 60)
     try:
@@ -198,9 +214,10 @@ def run_loadgen(loadgen: str, port: int, row: dict[str, Any],
     except (ValueError, IndexError):
         return {"ok": False, "error": f"loadgen exit {proc.returncode}: "
                                       f"{proc.stdout!r} {proc.stderr!r}"}
+    size = row["size"] if row["kind"] == "echo" else len(BODY)
     if result.get("ok") and result["verified_bytes"] != \
-            result["round_trips"] * row["size"]:
-        return {"ok": False, "error": "loadgen: not every echo verified"}
+            result["round_trips"] * size:
+        return {"ok": False, "error": "loadgen: not every reply verified"}
     return result
 
 
@@ -250,14 +267,19 @@ def _children_cpu() -> float:
 
 
 def measure(row: dict[str, Any], spec: dict[str, Any], duration: float,
-            cpus: tuple[int | None, int | None], loadgen: str,
+            cpus: tuple[int | None, int | None], clients: dict[str, str],
             echo_floor: str | None) -> dict[str, Any]:
+    """One server process under one load: ``clients`` maps ``loadgen``
+    and ``httpload`` to their built programs."""
     server = Server(spec, row["style"], cpus[0], echo_floor)
     try:
         cpu0, t0 = server.cpu(), time.monotonic()
         if row["kind"] == "echo":
-            result = run_loadgen(loadgen, server.port, row, duration,
-                                 cpus[1])
+            result = run_loadgen(clients["loadgen"], server.port, row,
+                                 duration, cpus[1])
+        elif row["client"] == "httpload":
+            result = run_loadgen(clients["httpload"], server.port, row,
+                                 duration, cpus[1])
         else:
             result = run_wrk(server.port, row, duration, cpus[1])
         result["server_cpu"] = ((server.cpu() - cpu0) /
@@ -287,17 +309,19 @@ def run(styles: Sequence[str] = STYLES_ECHO + STYLES_HTTP,
     backends = list(backends or cevent.backends())
     specs = servers(backends, kinds, notes)
     table = rows(styles, sizes, conns)
-    if any(r["kind"] == "http" for r in table) and not shutil.which("wrk"):
-        notes.append("HTTP rows skipped: wrk is not installed "
+    if (any(r.get("client") == "wrk" for r in table)
+            and not shutil.which("wrk")):
+        notes.append("HTTP rows under wrk skipped: wrk is not installed "
                      "(Debian: apt-get install wrk)")
-        table = [r for r in table if r["kind"] != "http"]
+        table = [r for r in table if r.get("client") != "wrk"]
     for style in ("httptools", "aiohttp"):
         if any(r["style"] == style for r in table):
             ok, why = _importable(style)
             if not ok:
                 notes.append(f"HTTP {style} row skipped: {why}")
                 table = [r for r in table if r["style"] != style]
-    loadgen = cbuild.build("loadgen")
+    clients = {"loadgen": cbuild.build("loadgen"),
+               "httpload": cbuild.build("httpload")}
     echo_floor = cbuild.build("echo_epoll") if floor else None
     ncpu = len(os.sched_getaffinity(0))
     cpus: tuple[int | None, int | None]
@@ -323,7 +347,7 @@ def run(styles: Sequence[str] = STYLES_ECHO + STYLES_HTTP,
             progress(i, len(jobs),
                      f"{row_label(row)} rep {rep + 1} {spec['name']}")
         try:
-            result = measure(row, spec, duration, cpus, loadgen, echo_floor)
+            result = measure(row, spec, duration, cpus, clients, echo_floor)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             result = {"ok": False, "error": str(exc)}
         runs.append({"row": row, "rep": rep, "server": spec["name"],
