@@ -21,6 +21,7 @@
 import faulthandler
 import gc
 import os
+import socket
 import sys
 
 import pytest
@@ -97,6 +98,17 @@ def pytest_generate_tests(metafunc):
 def backend(request):
     """The name of one fd monitor from ``cevent.backends()``."""
     return request.param
+
+
+@pytest.fixture
+def sockpair():
+    """A connected pair of non-blocking sockets, closed afterwards."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    yield a, b
+    a.close()
+    b.close()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ read like the originals.  Every loop here is bounded: a helper that would
 spin or block forever fails the test instead.
 """
 
+import asyncio
 import gc
 import os
 import select
@@ -384,3 +385,23 @@ def interrupted_poll(ctx, signaller, expected):
     finally:
         signaller.join()
     return end - max(start, signaller.sent)
+
+
+def checked_loop(backend):
+    """Generator of a loop fixture: a cevent.Loop on ``backend``, closed at
+    teardown (its default executor shut down first), after which the live
+    callback records and contexts must be back where they were."""
+    from cevent import _cevent
+
+    gc.collect()
+    before = _cevent._live_counts()
+    lp = cevent.new_event_loop(backend=backend)
+    asyncio.set_event_loop(None)
+    yield lp
+    if not lp.is_closed():
+        if lp._default_executor is not None:
+            lp.run_until_complete(lp.shutdown_default_executor())
+        lp.close()
+    del lp
+    gc.collect()
+    assert _cevent._live_counts() == before

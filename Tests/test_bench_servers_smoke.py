@@ -73,27 +73,17 @@ def test_http_httptools():
 
 
 def _bad_http_server(reply):
-    """A one-connection HTTP server answering the first request with
-    ``reply``; it closes the connection at once after a cut one (no
-    blank line)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
+    """An HTTP server answering the first request with ``reply``; it
+    closes the connection at once after a cut one (no blank line)."""
+    def serve_conn(conn):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(1024)
+        conn.sendall(reply)
+        if b"\r\n\r\n" in reply:
+            conn.recv(1)
 
-    def serve():
-        conn, _ = listener.accept()
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(1024)
-            conn.sendall(reply)
-            if b"\r\n\r\n" in reply:
-                conn.recv(1)
-        listener.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], thread
+    return _one_shot_server(serve_conn)
 
 
 def _response(status, body, extra=b""):
@@ -122,9 +112,9 @@ def test_httpload_fails_loudly(reply, error):
     assert out["ok"] is False and error in out["error"]
 
 
-def _bad_server(mode):
-    """A one-connection echo server that corrupts ("wrong") or cuts
-    ("short") the first echo."""
+def _one_shot_server(serve_conn):
+    """A server of one connection, served by ``serve_conn(conn)`` in a
+    thread; returns its port and the thread."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
@@ -132,19 +122,28 @@ def _bad_server(mode):
     def serve():
         conn, _ = listener.accept()
         with conn:
-            data = b""
-            while len(data) < 64:
-                data += conn.recv(64 - len(data))
-            if mode == "wrong":
-                conn.sendall(data[:40] + bytes([data[40] ^ 1]) + data[41:])
-                conn.recv(1)
-            else:
-                conn.sendall(data[:10])
+            serve_conn(conn)
         listener.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return listener.getsockname()[1], thread
+
+
+def _bad_server(mode):
+    """An echo server that corrupts ("wrong") or cuts ("short") the first
+    echo."""
+    def serve_conn(conn):
+        data = b""
+        while len(data) < 64:
+            data += conn.recv(64 - len(data))
+        if mode == "wrong":
+            conn.sendall(data[:40] + bytes([data[40] ^ 1]) + data[41:])
+            conn.recv(1)
+        else:
+            conn.sendall(data[:10])
+
+    return _one_shot_server(serve_conn)
 
 
 @pytest.mark.parametrize("mode,error", [("wrong", "wrong echo"),

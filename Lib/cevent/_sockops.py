@@ -76,55 +76,52 @@ class SockOps:
 
     # -- registration: asyncio's semantics, one look-up -------------------
 
-    def _add_reader(self, fd: Any, callback: Callable[..., object],
-                    *args: Any) -> events.Handle:
-        if type(fd) is not int:
-            handle: events.Handle = super()._add_reader(  # type: ignore
-                fd, callback, *args)
-            return handle
+    def _add_handle(self, fd: int, event: int,
+                    callback: Callable[..., object],
+                    args: tuple[Any, ...]) -> events.Handle:
         self._check_closed()  # type: ignore[attr-defined]
         handle = events.Handle(callback, args, self, None)  # type: ignore
-        old = self._selector._set_handle(fd, _EVENT_READ, handle)
+        old = self._selector._set_handle(fd, event, handle)
         if old is not None:
             old.cancel()
+        return handle
+
+    def _remove_handle(self, fd: int, event: int) -> bool:
+        if self.is_closed():  # type: ignore[attr-defined]
+            return False
+        old = self._selector._clear_handle(fd, event)
+        if old is None:
+            return False
+        old.cancel()
+        return True
+
+    def _add_reader(self, fd: Any, callback: Callable[..., object],
+                    *args: Any) -> events.Handle:
+        if type(fd) is int:
+            return self._add_handle(fd, _EVENT_READ, callback, args)
+        handle: events.Handle = super()._add_reader(  # type: ignore[misc]
+            fd, callback, *args)
         return handle
 
     def _add_writer(self, fd: Any, callback: Callable[..., object],
                     *args: Any) -> events.Handle:
-        if type(fd) is not int:
-            handle: events.Handle = super()._add_writer(  # type: ignore
-                fd, callback, *args)
-            return handle
-        self._check_closed()  # type: ignore[attr-defined]
-        handle = events.Handle(callback, args, self, None)  # type: ignore
-        old = self._selector._set_handle(fd, _EVENT_WRITE, handle)
-        if old is not None:
-            old.cancel()
+        if type(fd) is int:
+            return self._add_handle(fd, _EVENT_WRITE, callback, args)
+        handle: events.Handle = super()._add_writer(  # type: ignore[misc]
+            fd, callback, *args)
         return handle
 
     def _remove_reader(self, fd: Any) -> bool:
-        if type(fd) is not int:
-            removed: bool = super()._remove_reader(fd)  # type: ignore
-            return removed
-        if self.is_closed():  # type: ignore[attr-defined]
-            return False
-        old = self._selector._clear_handle(fd, _EVENT_READ)
-        if old is None:
-            return False
-        old.cancel()
-        return True
+        if type(fd) is int:
+            return self._remove_handle(fd, _EVENT_READ)
+        removed: bool = super()._remove_reader(fd)  # type: ignore[misc]
+        return removed
 
     def _remove_writer(self, fd: Any) -> bool:
-        if type(fd) is not int:
-            removed: bool = super()._remove_writer(fd)  # type: ignore
-            return removed
-        if self.is_closed():  # type: ignore[attr-defined]
-            return False
-        old = self._selector._clear_handle(fd, _EVENT_WRITE)
-        if old is None:
-            return False
-        old.cancel()
-        return True
+        if type(fd) is int:
+            return self._remove_handle(fd, _EVENT_WRITE)
+        removed: bool = super()._remove_writer(fd)  # type: ignore[misc]
+        return removed
 
     # -- sock_* --------------------------------------------------------------
 

@@ -26,25 +26,12 @@ import pytest
 
 import cevent
 from cevent import _cevent
-from support import scaled
+from support import checked_loop, scaled
 
 
 @pytest.fixture
 def loop(backend):
-    """A cevent.Loop on ``backend``; closed at teardown, then the live
-    callback records and contexts must be back where they were."""
-    gc.collect()
-    before = _cevent._live_counts()
-    lp = cevent.new_event_loop(backend=backend)
-    asyncio.set_event_loop(None)
-    yield lp
-    if not lp.is_closed():
-        if lp._default_executor is not None:
-            lp.run_until_complete(lp.shutdown_default_executor())
-        lp.close()
-    del lp
-    gc.collect()
-    assert _cevent._live_counts() == before
+    yield from checked_loop(backend)
 
 
 def run(loop, coro, timeout=10.0):

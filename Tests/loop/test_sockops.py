@@ -9,38 +9,17 @@ methods (debug mode, SSL sockets, socket subclasses, partial sends).
 """
 
 import asyncio
-import gc
 import socket
 import ssl
 
 import pytest
 
-import cevent
-from cevent import _cevent
-from support import scaled
+from support import checked_loop, scaled
 
 
 @pytest.fixture
 def loop(backend):
-    gc.collect()
-    before = _cevent._live_counts()
-    lp = cevent.new_event_loop(backend=backend)
-    asyncio.set_event_loop(None)
-    yield lp
-    lp.close()
-    del lp
-    gc.collect()
-    assert _cevent._live_counts() == before
-
-
-@pytest.fixture
-def pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    yield a, b
-    a.close()
-    b.close()
+    yield from checked_loop(backend)
 
 
 def run(loop, coro, timeout=10.0):
@@ -54,8 +33,8 @@ def reader_of(loop, fd):
         return None
 
 
-def test_recv_waits_with_a_registered_reader(loop, pair):
-    a, b = pair
+def test_recv_waits_with_a_registered_reader(loop, sockpair):
+    a, b = sockpair
 
     async def main():
         task = asyncio.ensure_future(loop.sock_recv(a, 100))
@@ -107,8 +86,8 @@ def test_recv_into_and_accept_wait(loop):
         run(loop, main())
 
 
-def test_cancel_removes_the_reader(loop, pair):
-    a, b = pair
+def test_cancel_removes_the_reader(loop, sockpair):
+    a, b = sockpair
 
     async def main():
         task = asyncio.ensure_future(loop.sock_recv(a, 100))
@@ -125,10 +104,10 @@ def test_cancel_removes_the_reader(loop, pair):
     run(loop, main())
 
 
-def test_reader_added_over_a_waiting_call_wins(loop, pair):
+def test_reader_added_over_a_waiting_call_wins(loop, sockpair):
     """As with asyncio: add_reader() on the fd of a waiting sock_recv()
     replaces its reader; the call's end then leaves the new one alone."""
-    a, b = pair
+    a, b = sockpair
     seen = []
 
     async def main():
@@ -151,9 +130,9 @@ def test_reader_added_over_a_waiting_call_wins(loop, pair):
     run(loop, main())
 
 
-def test_reader_and_writer_on_one_fd(loop, pair):
+def test_reader_and_writer_on_one_fd(loop, sockpair):
     """The int-fd paths keep a writer when the reader goes, and back."""
-    a, b = pair
+    a, b = sockpair
     fd = a.fileno()
     events = []
     loop.add_writer(fd, events.append, "w")
@@ -210,8 +189,8 @@ def test_fd_of_a_transport_is_refused(loop):
     run(loop, main())
 
 
-def test_errors_while_waiting_reach_the_caller(loop, pair):
-    a, b = pair
+def test_errors_while_waiting_reach_the_caller(loop, sockpair):
+    a, b = sockpair
 
     async def main():
         task = asyncio.ensure_future(loop.sock_recv(a, 100))
@@ -244,8 +223,8 @@ def test_errors_while_waiting_reach_the_caller(loop, pair):
         run(loop, reset())
 
 
-def test_sendall_partial_send_completes(loop, pair):
-    a, b = pair
+def test_sendall_partial_send_completes(loop, sockpair):
+    a, b = sockpair
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     payload = bytes(range(256)) * 8192          # 2 MiB
     got = bytearray()
@@ -270,8 +249,8 @@ def test_sendall_partial_send_completes(loop, pair):
     run(loop, main())
 
 
-def test_debug_mode_checks_blocking_sockets(loop, pair):
-    a, b = pair
+def test_debug_mode_checks_blocking_sockets(loop, sockpair):
+    a, b = sockpair
     loop.set_debug(True)
     a.setblocking(True)
 
@@ -304,11 +283,11 @@ def test_ssl_sockets_are_refused(loop):
         run(loop, main())
 
 
-def test_socket_subclass(loop, pair):
+def test_socket_subclass(loop, sockpair):
     class Sock(socket.socket):
         pass
 
-    a, b = pair
+    a, b = sockpair
     sub = Sock(fileno=a.detach())
     sub.setblocking(False)
 
@@ -325,8 +304,8 @@ def test_socket_subclass(loop, pair):
         run(loop, main())
 
 
-def test_many_waits_leave_nothing_behind(loop, pair):
-    a, b = pair
+def test_many_waits_leave_nothing_behind(loop, sockpair):
+    a, b = sockpair
 
     async def side(sock, first):
         if first:

@@ -19,21 +19,7 @@
  *   httpload HOST PORT CONNS BODY DURATION [WARMUP [TIMEOUT]]
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <strings.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -173,16 +159,12 @@ recv_some(Conn *c)
 int
 main(int argc, char **argv)
 {
-    const char *host;
-    int port, nconns, ep;
+    int nconns, ep;
     double duration, warmup = 0.5, timeout = 10.0;
     Conn *conns;
     struct sockaddr_in addr;
     struct epoll_event events[256];
-    uint64_t t_start, t_measure, t_end, last_progress, count = 0;
-    uint64_t verified = 0;
-    double cpu0 = 0;
-    bool measuring = false;
+    Run run;
     long i;
 
     if (argc < 6) {
@@ -190,34 +172,18 @@ main(int argc, char **argv)
                 "[WARMUP [TIMEOUT]]\n", argv[0]);
         return 64;
     }
-    host = argv[1];
-    port = atoi(argv[2]);
     nconns = atoi(argv[3]);
     body = argv[4];
     body_len = strlen(body);
-    duration = atof(argv[5]);
-    if (argc > 6) {
-        warmup = atof(argv[6]);
-    }
-    if (argc > 7) {
-        timeout = atof(argv[7]);
-    }
-    if (nconns < 1 || duration <= 0 || port <= 0 ||
-        body_len > RESPONSE_MAX / 2) {
+    run_args(argc, argv, &duration, &warmup, &timeout);
+    if (nconns < 1 || duration <= 0 || body_len > RESPONSE_MAX / 2 ||
+        strlen(argv[1]) > 64 || !parse_addr(argv[1], atoi(argv[2]), &addr)) {
         fprintf(stderr, "httpload: bad arguments\n");
         return 64;
     }
     request_len = (size_t)snprintf(request, sizeof(request),
-                                   "GET / HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
-                                   host, port);
-
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        fprintf(stderr, "httpload: bad IPv4 address %s\n", host);
-        return 64;
-    }
+                                   "GET / HTTP/1.1\r\nHost: %s:%s\r\n\r\n",
+                                   argv[1], argv[2]);
 
     ep = epoll_create1(EPOLL_CLOEXEC);
     conns = calloc((size_t)nconns, sizeof(*conns));
@@ -225,82 +191,30 @@ main(int argc, char **argv)
         fail("setup", -1, errno);
     }
     for (i = 0; i < nconns; i++) {
-        Conn *c = &conns[i];
-        int one = 1;
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-
-        c->id = i;
-        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0) {
-            fail("socket", i, errno);
-        }
-        if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-            fail("connect", i, errno);
-        }
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) < 0) {
-            fail("fcntl", i, errno);
-        }
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-            fail("epoll_ctl", i, errno);
-        }
+        conns[i].id = i;
+        conns[i].fd = connect_one(&addr, ep, &conns[i], i);
     }
 
-    t_start = now_ns();
-    t_measure = t_start + (uint64_t)(warmup * 1e9);
-    t_end = t_measure + (uint64_t)(duration * 1e9);
-    last_progress = t_start;
+    run_start(&run, warmup, duration, timeout, "no response for the timeout");
     for (i = 0; i < nconns; i++) {
-        conns[i].start_ns = t_start;
+        conns[i].start_ns = now_ns();
         send_request(&conns[i]);
     }
+    while (run_tick(&run)) {
+        int n = wait_events(ep, events, 256);
 
-    for (;;) {
-        uint64_t now = now_ns();
-        int n, k;
-
-        if (!measuring && now >= t_measure) {
-            measuring = true;
-            count = 0;
-            verified = 0;
-            memset(hist, 0, sizeof(hist));
-            hist_n = 0;
-            cpu0 = cpu_seconds();
-            t_measure = now;
-        }
-        if (now >= t_end) {
-            break;
-        }
-        if (now - last_progress > (uint64_t)(timeout * 1e9)) {
-            fail("no response for the timeout", -1, 0);
-        }
-        n = epoll_wait(ep, events, 256, 100);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            fail("epoll_wait", -1, errno);
-        }
-        for (k = 0; k < n; k++) {
+        for (int k = 0; k < n; k++) {
             Conn *c = events[k].data.ptr;
 
             if (!(events[k].events & EPOLLIN)) {
                 fail("connection error", c->id, 0);
             }
             if (recv_some(c)) {
-                now = now_ns();
-                last_progress = now;
-                if (measuring) {
-                    count++;
-                    verified += body_len;
-                    hist_add(now - c->start_ns);
-                }
-                c->start_ns = now;
+                c->start_ns = run_done(&run, c->start_ns, body_len);
                 send_request(c);
             }
         }
     }
-    print_result(count, (now_ns() - t_measure) / 1e9, verified,
-                 cpu_seconds() - cpu0, nconns, body_len);
+    run_report(&run, nconns, body_len);
     return 0;
 }

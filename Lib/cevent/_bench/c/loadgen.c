@@ -21,20 +21,6 @@
  * compared with the whole message.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <fcntl.h>
-#include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -69,14 +55,6 @@ make_message(Conn *c)
     for (i = 16; i < msg_size; i += 61) {
         c->msg[i] = (unsigned char)(k + i);
     }
-}
-
-static int
-fcntl_nonblock(int fd)
-{
-    int flags = fcntl(fd, F_GETFL);
-
-    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
 static void
@@ -152,16 +130,12 @@ recv_some(Conn *c)
 int
 main(int argc, char **argv)
 {
-    const char *host;
-    int port, nconns, ep;
+    int nconns, ep;
     double duration, warmup = 0.5, timeout = 10.0;
     Conn *conns;
     struct sockaddr_in addr;
     struct epoll_event events[256];
-    uint64_t t_start, t_measure, t_end, last_progress, count = 0;
-    uint64_t verified = 0;
-    double cpu0 = 0;
-    bool measuring = false;
+    Run run;
     long i;
 
     if (argc < 6) {
@@ -169,27 +143,12 @@ main(int argc, char **argv)
                 "[WARMUP [TIMEOUT]]\n", argv[0]);
         return 64;
     }
-    host = argv[1];
-    port = atoi(argv[2]);
     nconns = atoi(argv[3]);
     msg_size = (size_t)strtoull(argv[4], NULL, 10);
-    duration = atof(argv[5]);
-    if (argc > 6) {
-        warmup = atof(argv[6]);
-    }
-    if (argc > 7) {
-        timeout = atof(argv[7]);
-    }
-    if (nconns < 1 || msg_size < 1 || duration <= 0 || port <= 0) {
+    run_args(argc, argv, &duration, &warmup, &timeout);
+    if (nconns < 1 || msg_size < 1 || duration <= 0 ||
+        !parse_addr(argv[1], atoi(argv[2]), &addr)) {
         fprintf(stderr, "loadgen: bad arguments\n");
-        return 64;
-    }
-
-    memset(&addr, 0, sizeof(addr));
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) {
-        fprintf(stderr, "loadgen: bad IPv4 address %s\n", host);
         return 64;
     }
 
@@ -200,8 +159,6 @@ main(int argc, char **argv)
     }
     for (i = 0; i < nconns; i++) {
         Conn *c = &conns[i];
-        int one = 1;
-        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 
         c->id = (uint64_t)i;
         c->msg = malloc(msg_size);
@@ -210,59 +167,19 @@ main(int argc, char **argv)
             fail("malloc", i, ENOMEM);
         }
         memset(c->msg, 0x5a, msg_size);
-        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c->fd < 0) {
-            fail("socket", i, errno);
-        }
-        if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-            fail("connect", i, errno);
-        }
-        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (fcntl_nonblock(c->fd) < 0) {
-            fail("fcntl", i, errno);
-        }
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-            fail("epoll_ctl", i, errno);
-        }
+        c->fd = connect_one(&addr, ep, c, i);
     }
 
-    t_start = now_ns();
-    t_measure = t_start + (uint64_t)(warmup * 1e9);
-    t_end = t_measure + (uint64_t)(duration * 1e9);
-    last_progress = t_start;
+    run_start(&run, warmup, duration, timeout, "no echo for the timeout");
     for (i = 0; i < nconns; i++) {
         make_message(&conns[i]);
-        conns[i].start_ns = t_start;
+        conns[i].start_ns = now_ns();
         send_some(ep, &conns[i]);
     }
+    while (run_tick(&run)) {
+        int n = wait_events(ep, events, 256);
 
-    for (;;) {
-        uint64_t now = now_ns();
-        int n, k;
-
-        if (!measuring && now >= t_measure) {
-            measuring = true;
-            count = 0;
-            verified = 0;
-            memset(hist, 0, sizeof(hist));
-            hist_n = 0;
-            cpu0 = cpu_seconds();
-            t_measure = now;
-        }
-        if (now >= t_end) {
-            break;
-        }
-        if (now - last_progress > (uint64_t)(timeout * 1e9)) {
-            fail("no echo for the timeout", -1, 0);
-        }
-        n = epoll_wait(ep, events, 256, 100);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            fail("epoll_wait", -1, errno);
-        }
-        for (k = 0; k < n; k++) {
+        for (int k = 0; k < n; k++) {
             Conn *c = events[k].data.ptr;
 
             if (events[k].events & (EPOLLERR | EPOLLHUP) &&
@@ -278,23 +195,15 @@ main(int argc, char **argv)
                     fail("wrong echo: bytes differ from what was sent",
                          (long)c->id, 0);
                 }
-                now = now_ns();
-                last_progress = now;
-                if (measuring) {
-                    count++;
-                    verified += msg_size;
-                    hist_add(now - c->start_ns);
-                }
+                c->start_ns = run_done(&run, c->start_ns, msg_size);
                 c->seq++;
                 c->sent = 0;
                 c->got = 0;
                 make_message(c);
-                c->start_ns = now;
                 send_some(ep, c);
             }
         }
     }
-    print_result(count, (now_ns() - t_measure) / 1e9, verified,
-                 cpu_seconds() - cpu0, nconns, msg_size);
+    run_report(&run, nconns, msg_size);
     return 0;
 }
