@@ -300,6 +300,38 @@ class _AioContextSelector(selectors.BaseSelector):
         new_key: selectors.SelectorKey = key
         return new_key
 
+    def _new_watch(self, fd: int, event: int,
+                   data: tuple[Any, Any]) -> _FdWatch | None:
+        """Register ``fd``, not registered yet, for ``event`` (one of the
+        two) with ``data``: ``register()`` without the checks that cannot
+        fail here.  ``None`` (nothing done) when ``fd`` is registered or
+        this needs ``register()``'s errors."""
+        if fd in self._watches or fd < 0 or self._map is None:
+            return None
+        watch = _FdWatchType(selectors.SelectorKey(fd, fd, event, data),
+                             self._ready, self, self._loop)
+        if event == _EVENT_READ:
+            self._ctx.set_fd_handler(fd, watch.read_ready, None)
+        else:
+            self._ctx.set_fd_handler(fd, None, watch.write_ready)
+        self._watches[fd] = watch
+        return watch  # type: ignore[no-any-return]
+
+    def _drop_watch(self, fd: int, watch: _FdWatch,
+                    handle: events.Handle) -> bool:
+        """Unregister ``fd`` if ``watch`` (from :meth:`_new_watch`) is
+        still its registration with ``handle`` as its only reader; else
+        False (nothing done)."""
+        if self._watches.get(fd) is not watch:
+            return False
+        key = watch.key
+        if key.events != _EVENT_READ or key.data[0] is not handle:
+            return False
+        del self._watches[fd]
+        if not self._ctx.closed:
+            self._ctx.set_fd_handler(fd, None)
+        return True
+
     def _set_handle(self, fd: int, event: int,
                     handle: events.Handle) -> events.Handle | None:
         """Make ``handle`` the reader (``event`` is ``EVENT_READ``) or the
@@ -309,16 +341,8 @@ class _AioContextSelector(selectors.BaseSelector):
         watch = self._watches.get(fd)
         if watch is None:
             data = (handle, None) if event == _EVENT_READ else (None, handle)
-            if fd < 0 or self._map is None:
+            if self._new_watch(fd, event, data) is None:
                 self.register(fd, event, data)  # raises as it should
-            # register() without the checks that cannot fail here
-            watch = _FdWatchType(selectors.SelectorKey(fd, fd, event, data),
-                                 self._ready, self, self._loop)
-            if event == _EVENT_READ:
-                self._ctx.set_fd_handler(fd, watch.read_ready, None)
-            else:
-                self._ctx.set_fd_handler(fd, None, watch.write_ready)
-            self._watches[fd] = watch
             return None
         key = watch.key
         reader, writer = key.data

@@ -34,12 +34,22 @@ import socket
 from asyncio import events
 from typing import Any, Callable
 
+from ._cevent import _sock_recv_nowait as _recv_nowait
+
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
 
 _socket = socket.socket
-_recv = socket.socket.recv
 _recv_into = socket.socket.recv_into
+
+
+def _recv(sock: socket.socket, n: int) -> bytes:
+    """sock.recv(n) for a reader that found ``sock`` readable: raises
+    BlockingIOError if it was not after all."""
+    data = _recv_nowait(sock.fileno(), n)
+    if data is None:
+        raise BlockingIOError
+    return data
 
 
 def _accept(sock: socket.socket, _: object) -> tuple[socket.socket, Any]:
@@ -131,22 +141,34 @@ class SockOps:
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)  # type: ignore[attr-defined]
         fut = self.create_future()  # type: ignore[attr-defined]
-        handle = self._add_reader(fd, _io_ready, fut, op, sock, arg)
+        handle = events.Handle(_io_ready, (fut, op, sock, arg),
+                               self, None)  # type: ignore[arg-type]
+        selector = self._selector
+        # The usual case, fd not registered: register and unregister it
+        # directly; else as _add_reader/_remove_reader.
+        watch = selector._new_watch(fd, _EVENT_READ, (handle, None))
+        if watch is None:
+            self._check_closed()  # type: ignore[attr-defined]
+            old = selector._set_handle(fd, _EVENT_READ, handle)
+            if old is not None:
+                old.cancel()
         try:
             return await fut
         finally:
-            # Unless add_reader() replaced this reader meanwhile.
-            if not handle.cancelled():
+            # The handle is this call's own: left in the ready queue, it
+            # finds the future done.  A reader that add_reader() put in
+            # its place (cancelling it) stays.
+            if (watch is None or not selector._drop_watch(fd, watch, handle)) \
+                    and not handle.cancelled():
                 self._remove_reader(fd)
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         if self._debug or type(sock) is not _socket:
             data: bytes = await super().sock_recv(sock, n)  # type: ignore
             return data
-        try:
-            return sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            pass
+        got = _recv_nowait(sock.fileno(), n)
+        if got is not None:
+            return got
         data = await self._sock_wait_read(sock, _recv, n)
         return data
 

@@ -378,6 +378,11 @@ static PyMethodDef loop_functions[] = {
     {"_ns_ceil", cev_loopcore_ns_ceil, METH_O,
      "_ns_ceil($module, seconds, /)\n--\n\n"
      "The smallest integer number of ns that is >= seconds exactly."},
+    {"_sock_recv_nowait", (PyCFunction)(void (*)(void))cev_sock_recv_nowait,
+     METH_FASTCALL,
+     "_sock_recv_nowait($module, fd, n, /)\n--\n\n"
+     "recv(fd, n) without blocking: the bytes read (b'' at EOF), or None\n"
+     "if nothing is there; OSError for an error."},
     {NULL, NULL, 0, NULL}
 };
 

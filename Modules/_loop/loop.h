@@ -215,6 +215,8 @@ extern PyType_Spec cev_loopcore_spec;
 extern PyType_Spec cev_fdwatch_spec;
 extern PyType_Spec cev_transport_spec;
 int cev_transport_state_init(cev_transport_config *cfg);
+PyObject *cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
+                               Py_ssize_t nargs);
 void cev_transport_state_clear(cev_transport_config *cfg);
 void cev_transport_state_free(cev_transport_config *cfg);
 

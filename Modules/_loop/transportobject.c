@@ -79,6 +79,98 @@ cev_transport_state_free(cev_transport_config *cfg)
 
 #define NAME(cfg, which) ((cfg)->names[CEV_TN_##which])
 
+/* The shared read buffer, allocated on first use; NULL: no memory. */
+static char *
+transport_recv_buf(cev_transport_config *cfg)
+{
+    if (cfg->recv_buf == NULL) {
+        cfg->recv_buf = PyMem_RawMalloc(TRANSPORT_RECV_MAX);
+        if (cfg->recv_buf == NULL) {
+            PyErr_NoMemory();
+        }
+    }
+    return cfg->recv_buf;
+}
+
+/*
+ * _sock_recv_nowait(fd, n): what loop.sock_recv() tries before it waits
+ * (cevent._sockops).  sock.recv(n) on a non-blocking socket raises
+ * BlockingIOError when nothing is there, which is most of the time in a
+ * request/response server: the exception, with its message decoded from
+ * the locale, costs more than the recv() itself.  This returns None then,
+ * and never blocks (MSG_DONTWAIT).  The bytes are read into the shared
+ * read buffer and copied into a bytes object of their size, not into one
+ * of n bytes shrunk afterwards (which glibc may serve with mmap).
+ */
+PyObject *
+cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
+                     Py_ssize_t nargs)
+{
+    cev_transport_config *cfg;
+    PyObject *data = NULL;
+    char *buf;
+    Py_ssize_t n;
+    ssize_t got;
+    int fd;
+
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "_sock_recv_nowait expected 2 arguments, got %zd",
+                     nargs);
+        return NULL;
+    }
+    fd = PyLong_AsInt(args[0]);
+    if (fd == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
+        return NULL;
+    }
+    if (n == 0) {
+        /* As socket.recv(0): no system call, so never None or an error. */
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    if (n <= TRANSPORT_RECV_MAX) {
+        cfg = &((LoopConfigObject *)get_cevent_state(module)->loop_face)
+                   ->transport;
+        buf = transport_recv_buf(cfg);
+        if (buf == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        /* Larger than the shared buffer: into a bytes object of n. */
+        data = PyBytes_FromStringAndSize(NULL, n);
+        if (data == NULL) {
+            return NULL;
+        }
+        buf = PyBytes_AS_STRING(data);
+    }
+    got = recv(fd, buf, (size_t)n, MSG_DONTWAIT);
+    if (got < 0) {
+        int err = errno;
+
+        Py_XDECREF(data);
+        if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR) {
+            Py_RETURN_NONE;
+        }
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (data == NULL) {
+        return PyBytes_FromStringAndSize(buf, got);
+    }
+    if (got != n && _PyBytes_Resize(&data, got) < 0) {
+        return NULL;
+    }
+    return data;
+}
+
 /* The names, or NULL with RuntimeError before configure(). */
 static cev_transport_config *
 transport_config(PyTypeObject *defining_class)
@@ -287,11 +379,8 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
         return transport_fatal_error(cfg, self,
                                      "Fatal read error on socket transport");
     }
-    if (cfg->recv_buf == NULL) {
-        cfg->recv_buf = PyMem_RawMalloc(TRANSPORT_RECV_MAX);
-        if (cfg->recv_buf == NULL) {
-            return PyErr_NoMemory();
-        }
+    if (transport_recv_buf(cfg) == NULL) {
+        return NULL;
     }
     n = recv(fd, cfg->recv_buf, (size_t)max_size, MSG_DONTWAIT);
     if (n < 0) {

@@ -9,11 +9,15 @@ methods (debug mode, SSL sockets, socket subclasses, partial sends).
 """
 
 import asyncio
+import errno
+import select
 import socket
 import ssl
+import threading
 
 import pytest
 
+from cevent._cevent import _sock_recv_nowait
 from support import checked_loop, scaled
 
 
@@ -324,3 +328,39 @@ def test_many_waits_leave_nothing_behind(loop, sockpair):
         assert b.fileno() not in loop._selector.get_map()
 
     run(loop, main())
+
+
+def test_recv_nowait(sockpair):
+    """The non-raising recv() that sock_recv() tries first."""
+    a, b = sockpair
+    assert _sock_recv_nowait(a.fileno(), 100) is None      # nothing there
+    b.send(b"abc")
+    assert _sock_recv_nowait(a.fileno(), 2) == b"ab"
+    assert _sock_recv_nowait(a.fileno(), 100) == b"c"
+    assert _sock_recv_nowait(a.fileno(), 0) == b""          # as recv(0)
+    # larger than the shared read buffer: its own bytes object
+    big = bytes(range(256)) * 1024
+    b.setblocking(True)
+    sender = threading.Thread(target=b.sendall, args=(big,))
+    sender.start()
+    got = bytearray()
+    while len(got) < len(big):
+        data = _sock_recv_nowait(a.fileno(), 1 << 20)
+        if data is None:
+            select.select([a], [], [], 5)
+            continue
+        assert 0 < len(data) <= 1 << 20
+        got += data
+    sender.join()
+    assert got == big
+    b.close()
+    assert _sock_recv_nowait(a.fileno(), 100) == b""        # EOF
+    with pytest.raises(ValueError, match="negative buffersize"):
+        _sock_recv_nowait(a.fileno(), -1)
+    with pytest.raises(OSError) as info:
+        _sock_recv_nowait(-1, 10)
+    assert info.value.errno == errno.EBADF
+    with pytest.raises(TypeError):
+        _sock_recv_nowait(a.fileno())
+    with pytest.raises(TypeError):
+        _sock_recv_nowait("x", 1)
