@@ -207,6 +207,10 @@ class SockOps:
             n = 0
         if n == len(data):
             return
+        # send() counts bytes: so must the rest, whatever the item size
+        # (send() has taken the buffer, so it is contiguous).
+        view = memoryview(data).cast("B")
+        if n == len(view):
+            return
         # A partial send: asyncio's method waits for the rest.
-        with memoryview(data) as view:
-            await super().sock_sendall(sock, view[n:])  # type: ignore[misc]
+        await super().sock_sendall(sock, view[n:])  # type: ignore[misc]

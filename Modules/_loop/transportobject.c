@@ -123,7 +123,8 @@ cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
     if (fd == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    n = PyLong_AsSsize_t(args[1]);
+    /* As socket.recv(): any object with __index__ */
+    n = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
     if (n == -1 && PyErr_Occurred()) {
         return NULL;
     }

@@ -8,6 +8,7 @@ reader added over a waiting call wins, the calls that go to asyncio's own
 methods (debug mode, SSL sockets, socket subclasses, partial sends).
 """
 
+import array
 import asyncio
 import errno
 import select
@@ -240,15 +241,31 @@ def test_sendall_partial_send_completes(loop, sockpair):
     async def main():
         recv = asyncio.ensure_future(receive())
         await loop.sock_sendall(a, payload)
-        # a memoryview of another format: counted in bytes as by send()
-        await loop.sock_sendall(a, memoryview(b"\x01\x02\x03\x04").cast("I"))
-        payload_len = len(payload)
         await asyncio.wait_for(recv, scaled(10))
-        assert bytes(got[:payload_len]) == payload
-        rest = bytes(got[payload_len:])
-        while len(rest) < 4:
-            rest += await loop.sock_recv(b, 10)
-        assert rest == b"\x01\x02\x03\x04"
+        assert bytes(got) == payload
+
+    run(loop, main())
+
+
+def test_sendall_counts_bytes_of_any_item_size(loop, sockpair):
+    """send() counts bytes, len() of a memoryview counts items: a view of
+    4-byte items, whole or sent in parts, arrives whole."""
+    a, b = sockpair
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    small = memoryview(b"\x01\x02\x03\x04").cast("I")
+    big = memoryview(array.array("I", range(300000)))    # 1.2 MB
+
+    async def receive(n):
+        got = bytearray()
+        while len(got) < n:
+            got.extend(await loop.sock_recv(b, 65536))
+        return bytes(got)
+
+    async def main():
+        for view in (small, big):
+            recv = asyncio.ensure_future(receive(view.nbytes))
+            await loop.sock_sendall(a, view)
+            assert await asyncio.wait_for(recv, scaled(10)) == view.tobytes()
 
     run(loop, main())
 
@@ -364,3 +381,16 @@ def test_recv_nowait(sockpair):
         _sock_recv_nowait(a.fileno())
     with pytest.raises(TypeError):
         _sock_recv_nowait("x", 1)
+    with pytest.raises(TypeError):
+        _sock_recv_nowait(a.fileno(), 1.5)
+
+
+def test_recv_size_with_index(loop, sockpair):
+    """As socket.recv(): the size may be any object with __index__."""
+    class Size:
+        def __index__(self):
+            return 3
+
+    a, b = sockpair
+    b.send(b"abcdef")
+    assert run(loop, loop.sock_recv(a, Size())) == b"abc"
