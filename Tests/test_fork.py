@@ -18,6 +18,8 @@ still woken by a cross-thread notify (the notifier registration survived).
 
 import gc
 import os
+import shutil
+import subprocess
 import threading
 import time
 
@@ -28,6 +30,21 @@ from support import drain, run_until, scaled
 
 EPOLL_ENABLE_THRESHOLD = 64
 FORK_ERROR = "created in another process"
+
+
+def _native_stacks(pid):
+    """The threads' C stacks of a hung process, for the failure message
+    (where it waits is the whole diagnosis of a fork hang); empty without
+    gdb."""
+    if shutil.which("gdb") is None:
+        return " (no gdb for its stacks)"
+    try:
+        out = subprocess.run(
+            ["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+            capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f" (gdb failed: {exc})"
+    return "; its threads:\n" + out[-8000:]
 
 
 def run_child(body):
@@ -49,9 +66,10 @@ def run_child(body):
         if done:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
+            stacks = _native_stacks(pid)
             os.kill(pid, 9)
             os.waitpid(pid, 0)
-            pytest.fail("fork child hung")
+            pytest.fail("fork child hung" + stacks)
         time.sleep(0.005)
 
 
