@@ -265,19 +265,33 @@ class _AioContextSelector(selectors.BaseSelector):
         fd = self._fileobj_lookup(fileobj)
         if fd in self._watches:
             raise KeyError(f"{fileobj!r} (FD {fd}) is already registered")
-        key = selectors.SelectorKey(fileobj, fd, events, data)
-        watch = _FdWatchType(key, self._ready, self, self._loop)
+        key: selectors.SelectorKey = \
+            self._add_watch(fileobj, fd, events, data).key
+        return key
+
+    def _add_watch(self, fileobj: Any, fd: int, events: int,
+                   data: Any) -> _FdWatch:
+        """Watch ``fd``, which is not registered: the work of register()
+        after its checks."""
+        watch = _FdWatchType(selectors.SelectorKey(fileobj, fd, events, data),
+                             self._ready, self, self._loop)
         self._set_handler(watch)
         self._watches[fd] = watch
-        return key
+        return watch  # type: ignore[no-any-return]
+
+    def _forget(self, fd: int) -> _FdWatch:
+        """Stop watching the registered ``fd``: the work of unregister()
+        after its look-up.  KeyError if it is not registered."""
+        watch = self._watches.pop(fd)
+        if not self._ctx.closed:
+            self._ctx.set_fd_handler(fd, None)
+        return watch
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
         try:
-            watch = self._watches.pop(self._fileobj_lookup(fileobj))
+            watch = self._forget(self._fileobj_lookup(fileobj))
         except KeyError:
             raise KeyError(f"{fileobj!r} is not registered") from None
-        if not self._ctx.closed:
-            self._ctx.set_fd_handler(watch.key.fd, None)
         removed: selectors.SelectorKey = watch.key
         return removed
 
@@ -308,14 +322,7 @@ class _AioContextSelector(selectors.BaseSelector):
         this needs ``register()``'s errors."""
         if fd in self._watches or fd < 0 or self._map is None:
             return None
-        watch = _FdWatchType(selectors.SelectorKey(fd, fd, event, data),
-                             self._ready, self, self._loop)
-        if event == _EVENT_READ:
-            self._ctx.set_fd_handler(fd, watch.read_ready, None)
-        else:
-            self._ctx.set_fd_handler(fd, None, watch.write_ready)
-        self._watches[fd] = watch
-        return watch  # type: ignore[no-any-return]
+        return self._add_watch(fd, fd, event, data)
 
     def _drop_watch(self, fd: int, watch: _FdWatch,
                     handle: events.Handle) -> bool:
@@ -327,9 +334,7 @@ class _AioContextSelector(selectors.BaseSelector):
         key = watch.key
         if key.events != _EVENT_READ or key.data[0] is not handle:
             return False
-        del self._watches[fd]
-        if not self._ctx.closed:
-            self._ctx.set_fd_handler(fd, None)
+        self._forget(fd)
         return True
 
     def _set_handle(self, fd: int, event: int,
@@ -367,9 +372,7 @@ class _AioContextSelector(selectors.BaseSelector):
         else:
             old, data = writer, (reader, None)
         if not mask:
-            del self._watches[fd]   # unregister() without the look-up
-            if not self._ctx.closed:
-                self._ctx.set_fd_handler(fd, None)
+            self._forget(fd)
         else:
             self.modify(fd, mask, data)
         return old  # type: ignore[no-any-return]

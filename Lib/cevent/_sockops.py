@@ -89,12 +89,18 @@ class SockOps:
     def _add_handle(self, fd: int, event: int,
                     callback: Callable[..., object],
                     args: tuple[Any, ...]) -> events.Handle:
-        self._check_closed()  # type: ignore[attr-defined]
         handle = events.Handle(callback, args, self, None)  # type: ignore
+        self._install_handle(fd, event, handle)
+        return handle
+
+    def _install_handle(self, fd: int, event: int,
+                        handle: events.Handle) -> None:
+        """Make ``handle`` the reader or writer of ``fd``; the one it
+        replaces is cancelled, as asyncio's ``_add_reader`` does."""
+        self._check_closed()  # type: ignore[attr-defined]
         old = self._selector._set_handle(fd, event, handle)
         if old is not None:
             old.cancel()
-        return handle
 
     def _remove_handle(self, fd: int, event: int) -> bool:
         if self.is_closed():  # type: ignore[attr-defined]
@@ -148,10 +154,7 @@ class SockOps:
         # directly; else as _add_reader/_remove_reader.
         watch = selector._new_watch(fd, _EVENT_READ, (handle, None))
         if watch is None:
-            self._check_closed()  # type: ignore[attr-defined]
-            old = selector._set_handle(fd, _EVENT_READ, handle)
-            if old is not None:
-                old.cancel()
+            self._install_handle(fd, _EVENT_READ, handle)
         try:
             return await fut
         finally:
