@@ -495,6 +495,11 @@ void aio_dispatch(AioContext *ctx)
 {
     qemu_lockcnt_inc(&ctx->list_lock);
     aio_bh_poll(ctx);
+
+    if (ctx->fdmon_ops->dispatch) {
+        ctx->fdmon_ops->dispatch(ctx);
+    }
+
     aio_dispatch_handlers(ctx);
     aio_free_deleted_handlers(ctx);
     qemu_lockcnt_dec(&ctx->list_lock);
@@ -845,6 +850,10 @@ bool aio_poll(AioContext *ctx, bool blocking)
         }
     }
 
+    if (ctx->fdmon_ops->dispatch) {
+        progress |= ctx->fdmon_ops->dispatch(ctx);
+    }
+
     progress |= aio_bh_poll(ctx);
     progress |= aio_dispatch_ready_handlers(ctx, &ready_list);
 
@@ -967,6 +976,16 @@ void aio_context_set_aio_params(AioContext *ctx, int64_t max_batch)
     aio_notify(ctx);
 }
 
+#ifdef CONFIG_LINUX_IO_URING
+/* cevent: the context is an argument (see aio_has_io_uring() in aio.h) */
+void aio_add_sqe(AioContext *ctx,
+                 void (*prep_sqe)(struct io_uring_sqe *sqe, void *opaque),
+                 void *opaque, CqeHandler *cqe_handler)
+{
+    ctx->fdmon_ops->add_sqe(ctx, prep_sqe, opaque, cqe_handler);
+}
+#endif /* CONFIG_LINUX_IO_URING */
+
 /*
  * cevent: everything below is cevent's own.
  */
@@ -1051,6 +1070,12 @@ bool aio_context_polls_with(AioContext *ctx, AioPollFn *io_poll)
 unsigned aio_context_io_uring_features(AioContext *ctx)
 {
     return ctx->fdmon_io_uring_features;
+}
+
+/* cevent: the IORING_SETUP_* flags of @ctx's ring (0 without one) */
+unsigned aio_context_io_uring_setup_flags(AioContext *ctx)
+{
+    return ctx->fdmon_io_uring_setup_flags;
 }
 
 /* cevent: whether aio_get_g_source_fd() switched @ctx to embedded use */

@@ -30,6 +30,30 @@ typedef struct AioHandler AioHandler;
 typedef QLIST_HEAD(, AioHandler) AioHandlerList;
 typedef QSLIST_HEAD(, AioHandler) AioHandlerSList;
 
+#ifdef CONFIG_LINUX_IO_URING
+/*
+ * Upstream: QEMU 10.2 (commit "aio-posix: add aio_add_sqe() API for
+ * user-defined io_uring requests"), see Modules/PORTING.md.
+ *
+ * One CqeHandler per io_uring request, owned by whoever submits it; it must
+ * stay valid from aio_add_sqe() until its ->cb() has been called.  A caller
+ * needing more state embeds it in a larger struct (container_of).
+ */
+typedef struct CqeHandler CqeHandler;
+struct CqeHandler {
+    /* Run by the AioContext once the request has completed */
+    void (*cb)(CqeHandler *handler);
+
+    /* Internal to the AioContext */
+    QSIMPLEQ_ENTRY(CqeHandler) next;
+
+    /* The completion, copied here before ->cb() runs */
+    struct io_uring_cqe cqe;
+};
+
+typedef QSIMPLEQ_HEAD(, CqeHandler) CqeHandlerSimpleQ;
+#endif /* CONFIG_LINUX_IO_URING */
+
 typedef struct FDMonOps {
     /*
      * update:
@@ -68,6 +92,36 @@ typedef struct FDMonOps {
      * poll fd readiness from userspace use aio_poll_disabled() here.
      */
     bool (*need_wait)(AioContext *ctx);
+
+    /*
+     * dispatch:
+     * @ctx: the AioContext
+     *
+     * Run the callbacks that only this fd monitor knows of (io_uring's
+     * CqeHandlers).  aio_poll() and aio_dispatch() call it where user
+     * callbacks may run.  Optional (NULL).
+     *
+     * Returns: true if a callback ran (progress, as aio_poll() reports it).
+     */
+    bool (*dispatch)(AioContext *ctx);
+
+#ifdef CONFIG_LINUX_IO_URING
+    /*
+     * add_sqe:
+     * @ctx: the AioContext
+     * @prep_sqe: fills in the sqe it is given
+     * @opaque: passed to @prep_sqe
+     * @cqe_handler: the request's handler (see CqeHandler)
+     *
+     * Queue an sqe on the context's ring.  @prep_sqe must not set the sqe's
+     * user_data.  The kernel sees the sqe when the event loop next submits,
+     * at the latest in the next aio_poll().  Only from the thread that runs
+     * the context; not thread-safe.  NULL when the fd monitor has no ring.
+     */
+    void (*add_sqe)(AioContext *ctx,
+                    void (*prep_sqe)(struct io_uring_sqe *sqe, void *opaque),
+                    void *opaque, CqeHandler *cqe_handler);
+#endif /* CONFIG_LINUX_IO_URING */
 } FDMonOps;
 
 /*
@@ -254,7 +308,10 @@ struct AioContext {
      */
     struct io_uring fdmon_io_uring;
     AioHandlerSList submit_list;
-#endif
+
+    /* Completed requests whose CqeHandler has yet to run */
+    CqeHandlerSimpleQ cqe_handler_ready_list;
+#endif /* CONFIG_LINUX_IO_URING */
 
     /* cevent: everything below is cevent's own. */
 
@@ -273,6 +330,15 @@ struct AioContext {
     int fdmon_io_uring_errno;
     /* Kernel features io_uring reported (IORING_FEAT_*), 0 if none. */
     unsigned fdmon_io_uring_features;
+    /* The IORING_SETUP_* flags the ring was made with, 0 if none. */
+    unsigned fdmon_io_uring_setup_flags;
+    /*
+     * aio_add_sqe() requests whose last completion has not been reaped,
+     * and the process that made the ring (fdmon-io_uring.c waits for those
+     * requests when it tears down its own ring, not one inherited by fork).
+     */
+    unsigned fdmon_io_uring_inflight;
+    pid_t fdmon_io_uring_pid;
 
     /* Hooks installed by the embedder (aio_context_set_blocking_hooks). */
     AioBlockingBeginFn *blocking_begin;
@@ -582,6 +648,9 @@ bool aio_context_polls_with(AioContext *ctx, AioPollFn *io_poll);
 /* cevent: the IORING_FEAT_* flags of @ctx's ring, 0 without one. */
 unsigned aio_context_io_uring_features(AioContext *ctx);
 
+/* cevent: the IORING_SETUP_* flags of @ctx's ring, 0 without one. */
+unsigned aio_context_io_uring_setup_flags(AioContext *ctx);
+
 /* cevent: count a timer callback run by the embedder in the statistics. */
 void aio_context_stats_timer_dispatch(AioContext *ctx);
 
@@ -717,5 +786,42 @@ void aio_context_set_epoll_threshold(AioContext *ctx, unsigned threshold);
 const char *aio_context_fdmon_name(AioContext *ctx);
 
 void aio_context_get_stats(AioContext *ctx, AioContextStats *stats);
+
+#ifdef CONFIG_LINUX_IO_URING
+/**
+ * aio_has_io_uring: whether aio_add_sqe() may be used on @ctx.
+ *
+ * cevent: upstream takes no argument and asks the current thread's
+ * AioContext, and all of QEMU's contexts have io_uring or none do.  cevent
+ * has no current context (PORTING.md) and its contexts may use different
+ * fd monitors, so the context is an argument.
+ */
+static inline bool aio_has_io_uring(AioContext *ctx)
+{
+    return ctx->fdmon_ops->add_sqe != NULL;
+}
+
+/**
+ * aio_add_sqe: queue an io_uring request on @ctx's ring.
+ * @ctx: the context (cevent: an argument, see aio_has_io_uring())
+ * @prep_sqe: fills in the sqe; must not set its user_data
+ * @opaque: passed to @prep_sqe
+ * @cqe_handler: the request's own handler; ->cb() runs on the context's
+ *               thread inside aio_poll() or aio_dispatch(), with the cqe
+ *
+ * As upstream, one request posts one cqe: a multishot request would queue
+ * its handler twice before it runs.
+ *
+ * The kernel sees the sqe at the latest in the next aio_poll().  Only from
+ * the thread that runs @ctx, and only when aio_has_io_uring(@ctx).
+ *
+ * When the context is destroyed, requests still in flight are cancelled and
+ * their handlers are not called.  cevent: destruction also waits until the
+ * kernel has let go of them, so their buffers may be freed afterwards.
+ */
+void aio_add_sqe(AioContext *ctx,
+                 void (*prep_sqe)(struct io_uring_sqe *sqe, void *opaque),
+                 void *opaque, CqeHandler *cqe_handler);
+#endif /* CONFIG_LINUX_IO_URING */
 
 #endif /* QEMU_AIO_H */
