@@ -493,3 +493,123 @@ def test_everything_released_then_close(testcapi, backend):
         ctx.close()
         a.close()
         b.close()
+
+
+# ---- io_uring requests: has_io_uring and add_sqe ---------------------------
+
+def uring_done(testcapi, *reqs):
+    return lambda: all(testcapi.uring_result(r) is not None for r in reqs)
+
+
+def test_uring_available(testcapi, ctx, backend):
+    assert testcapi.uring_available(ctx) is (backend == "io_uring")
+
+
+def test_uring_bad_calls(testcapi, ctx, backend):
+    """A NULL prep_sqe, handler or cb is EINVAL on every backend."""
+    import errno
+    bad = testcapi.uring_bad_calls(ctx)
+    assert bad == {"null_prep": (-1, errno.EINVAL),
+                   "null_handler": (-1, errno.EINVAL),
+                   "null_cb": (-1, errno.EINVAL)}
+
+
+def test_uring_absent_without_io_uring(testcapi):
+    """poll and epoll contexts refuse requests with EOPNOTSUPP."""
+    import errno
+    other = [b for b in ("poll", "epoll") if b in cevent.backends()]
+    for name in other:
+        with cevent.AioContext(backend=name) as c:
+            assert not testcapi.uring_available(c)
+            with pytest.raises(OSError) as info:
+                testcapi.uring_recv(c, 0, 16)
+            assert info.value.errno == errno.EOPNOTSUPP
+
+
+@pytest.fixture
+def uring_ctx():
+    """An io_uring context (add_sqe() needs one), closed afterwards."""
+    if "io_uring" not in cevent.backends():
+        pytest.skip("io_uring: " + cevent.unavailable_backends()["io_uring"])
+    with cevent.AioContext(backend="io_uring") as c:
+        yield c
+
+
+def test_uring_reads_a_file(testcapi, uring_ctx, tmp_path):
+    ctx = uring_ctx
+    content = os.urandom(100_000)
+    path = tmp_path / "data"
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        whole = testcapi.uring_read(ctx, fd, len(content))
+        tail = testcapi.uring_read(ctx, fd, 1000, 99_500)
+        # In 4 KiB chunks, each next one submitted from the callback, with
+        # room for more than the file: it ends at end of file (res 0)
+        chunked = testcapi.uring_read(ctx, fd, len(content) + 5000, 0, 4096)
+        assert testcapi.uring_result(whole) is None   # never from add_sqe
+        run_until(ctx, uring_done(testcapi, whole, tail, chunked))
+    finally:
+        os.close(fd)
+    r = testcapi.uring_result(whole)
+    assert (r["res"], r["calls"]) == (len(content), 1)
+    assert r["data"] == content
+    r = testcapi.uring_result(tail)
+    assert (r["res"], r["data"]) == (500, content[99_500:])
+    r = testcapi.uring_result(chunked)
+    assert r["data"] == content
+    assert r["res"] == 0 and r["resubmit_errno"] == 0
+    assert r["calls"] == -(-len(content) // 4096) + 1
+
+
+def test_uring_read_error_is_negative_errno(testcapi, uring_ctx):
+    import errno
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    req = testcapi.uring_read(uring_ctx, r, 10)
+    run_until(uring_ctx, uring_done(testcapi, req))
+    assert testcapi.uring_result(req)["res"] == -errno.EBADF
+
+
+def test_uring_socket_recv_and_send(testcapi, uring_ctx):
+    ctx = uring_ctx
+    a, b = socket_pair()
+    with a, b:
+        recv = testcapi.uring_recv(ctx, a.fileno(), 64)
+        for _ in range(3):
+            ctx.poll(False)
+        assert testcapi.uring_result(recv) is None     # nothing sent yet
+        send = testcapi.uring_send(ctx, b.fileno(), b"through the ring")
+        run_until(ctx, uring_done(testcapi, recv, send))
+        assert testcapi.uring_result(send)["res"] == 16
+        r = testcapi.uring_result(recv)
+        assert (r["res"], r["data"], r["calls"]) == (16, b"through the ring",
+                                                     1)
+        # An fd handler on the same context keeps working beside requests
+        seen = Counter(lambda: a.recv(10))
+        ctx.set_fd_handler(a.fileno(), seen)
+        b.send(b"x")
+        run_until(ctx, lambda: seen.n == 1)
+        ctx.set_fd_handler(a.fileno(), None)
+        # The peer's close: a receive of 0 bytes
+        recv = testcapi.uring_recv(ctx, a.fileno(), 64)
+        b.close()
+        run_until(ctx, uring_done(testcapi, recv))
+        assert testcapi.uring_result(recv)["res"] == 0
+
+
+def test_uring_close_with_request_in_flight(testcapi, uring_ctx):
+    """close() cancels a request in flight without its cb, and the kernel
+    no longer writes into its buffer afterwards."""
+    a, b = socket_pair()
+    with a, b:
+        ctx = uring_ctx
+        recv = testcapi.uring_recv(ctx, a.fileno(), 8)
+        ctx.poll(False)
+        ctx.close()
+        b.send(b"too late")
+        time.sleep(scaled(0.05))
+        assert testcapi.uring_buffer(recv) == b"x" * 8
+        assert testcapi.uring_abandon(recv) == 0
+        assert a.recv(8) == b"too late"

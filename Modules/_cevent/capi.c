@@ -117,6 +117,70 @@ capi_notify(CEvent_Context *ctx)
     aio_notify((AioContext *)ctx);
 }
 
+/*
+ * io_uring requests.  The port's CqeHandler lives in the consumer's
+ * CEvent_CqeHandler (cevent_private), so a request costs no allocation;
+ * capi_cqe_trampoline() turns the port's callback into the consumer's.
+ */
+#ifdef CONFIG_LINUX_IO_URING
+static_assert(sizeof(CqeHandler) <=
+              sizeof(((CEvent_CqeHandler *)NULL)->cevent_private),
+              "CEvent_CqeHandler.cevent_private cannot hold a CqeHandler");
+static_assert(_Alignof(CqeHandler) <= _Alignof(void *),
+              "CEvent_CqeHandler.cevent_private is not aligned enough");
+
+static void
+capi_cqe_trampoline(CqeHandler *cqe_handler)
+{
+    CEvent_CqeHandler *handler = (CEvent_CqeHandler *)
+        ((char *)cqe_handler - offsetof(CEvent_CqeHandler, cevent_private));
+
+    handler->res = cqe_handler->cqe.res;
+    handler->flags = cqe_handler->cqe.flags;
+    handler->cb(handler);
+}
+#endif
+
+static int
+capi_has_io_uring(CEvent_Context *ctx)
+{
+#ifdef CONFIG_LINUX_IO_URING
+    return aio_has_io_uring((AioContext *)ctx);
+#else
+    (void)ctx;
+    return 0;
+#endif
+}
+
+static int
+capi_add_sqe(CEvent_Context *ctx, CEvent_PrepSqe *prep_sqe, void *opaque,
+             CEvent_CqeHandler *handler)
+{
+#ifdef CONFIG_LINUX_IO_URING
+    CqeHandler *cqe_handler;
+
+    if (prep_sqe == NULL || handler == NULL || handler->cb == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!aio_has_io_uring((AioContext *)ctx)) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    cqe_handler = (CqeHandler *)(void *)handler->cevent_private;
+    memset(cqe_handler, 0, sizeof(*cqe_handler));
+    cqe_handler->cb = capi_cqe_trampoline;
+    aio_add_sqe((AioContext *)ctx, prep_sqe, opaque, cqe_handler);
+    return 0;
+#else
+    (void)ctx;
+    (void)opaque;
+    errno = (prep_sqe == NULL || handler == NULL || handler->cb == NULL)
+            ? EINVAL : EOPNOTSUPP;
+    return -1;
+#endif
+}
+
 static const CEvent_CAPI capi = {
     .abi_version = CEVENT_ABI_VERSION,
     .struct_size = sizeof(CEvent_CAPI),
@@ -133,6 +197,8 @@ static const CEvent_CAPI capi = {
     .timer_free = capi_timer_free,
     .clock_get_ns = capi_clock_get_ns,
     .notify = capi_notify,
+    .has_io_uring = capi_has_io_uring,
+    .add_sqe = capi_add_sqe,
 };
 
 PyObject *

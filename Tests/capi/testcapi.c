@@ -4,7 +4,8 @@
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  *
- * It includes nothing but <Python.h> and "cevent.h", as a third-party
+ * It includes nothing but <Python.h>, "cevent.h" and, for io_uring's
+ * struct io_uring_sqe, the kernel's <linux/io_uring.h>, as a third-party
  * extension would, and goes through CEvent_Import() and every member of
  * CEvent_CAPI.  It is also a worked example of the rules in cevent.h:
  *
@@ -16,7 +17,9 @@
  *     plain C threads that never hold the GIL;
  *   - everything registered is removed, deleted or freed before the
  *     context closes, and a helper thread is finished before the memory
- *     it uses is freed.
+ *     it uses is freed;
+ *   - io_uring requests (UringReq) keep their handler and buffer alive
+ *     until their cb has run, or until the context has closed.
  *
  * Built with -DCEVENT_TEST_WRONG_ABI, the same source becomes
  * _cevent_testcapi_wrongabi, compiled against a CEVENT_ABI_VERSION the
@@ -41,6 +44,10 @@
 
 #include <Python.h>
 #include "cevent.h"
+
+#include <errno.h>
+#include <string.h>
+#include <linux/io_uring.h>
 
 #define NS_PER_US 1000LL
 #define NS_PER_S 1000000000LL
@@ -1303,6 +1310,311 @@ testcapi_pollword_free(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- io_uring requests (has_io_uring, add_sqe) ------------------- */
+
+/*
+ * One request: a read (file), a receive or a send (socket).  A read with
+ * chain set goes on from cb with the next chunk until end of file, so that
+ * add_sqe() is also used from inside a completion callback.
+ */
+typedef struct {
+    CEvent_CqeHandler handler;      /* first: the callback finds the rest */
+    CEvent_Context *ctx;
+    int opcode;
+    int fd;
+    uint64_t off;
+    char *buf;
+    size_t cap;                     /* bytes allocated at buf */
+    size_t len;                     /* this request's length */
+    size_t got;                     /* chain: bytes read so far */
+    int chain;
+    int in_flight;
+    int calls;
+    int32_t res;
+    uint32_t flags;
+    int resubmit_errno;             /* chain: add_sqe() failed from cb */
+} UringReq;
+
+#define URING_REQ "_cevent_testcapi.uring_req"
+
+static void
+uring_prep(struct io_uring_sqe *sqe, void *opaque)
+{
+    UringReq *req = opaque;
+
+    /* By hand, as liburing's io_uring_prep_rw() does; no user_data */
+    memset(sqe, 0, sizeof(*sqe));
+    sqe->opcode = (uint8_t)req->opcode;
+    sqe->fd = req->fd;
+    sqe->addr = (uint64_t)(uintptr_t)(req->buf + req->got);
+    sqe->len = (uint32_t)req->len;
+    sqe->off = req->off + req->got;
+}
+
+/* cb: on the home thread, with the GIL, inside poll() */
+static void
+uring_cb(CEvent_CqeHandler *handler)
+{
+    UringReq *req = (UringReq *)handler;
+
+    req->calls++;
+    req->res = handler->res;
+    req->flags = handler->flags;
+    if (req->chain && handler->res > 0) {
+        req->got += (size_t)handler->res;
+        req->len = req->cap - req->got;
+        if (req->len > (size_t)req->chain) {
+            req->len = (size_t)req->chain;
+        }
+        if (req->len > 0) {
+            /* The handler is free again: reuse it for the next chunk */
+            if (CEvent_API->add_sqe(req->ctx, uring_prep, req,
+                                    &req->handler) < 0) {
+                req->resubmit_errno = errno;
+                req->in_flight = 0;
+            }
+            return;
+        }
+    }
+    req->in_flight = 0;
+}
+
+static void
+uring_req_destructor(PyObject *capsule)
+{
+    UringReq *req = PyCapsule_GetPointer(capsule, URING_REQ);
+
+    /* In flight: the kernel may still use it; leak it on purpose */
+    if (req != NULL && !req->in_flight) {
+        PyMem_RawFree(req->buf);
+        PyMem_RawFree(req);
+    }
+}
+
+static UringReq *
+uring_req_get(PyObject *capsule)
+{
+    return PyCapsule_GetPointer(capsule, URING_REQ);
+}
+
+/* Make and submit a request; a capsule, or NULL with an exception set */
+static PyObject *
+uring_submit(PyObject *pyctx, int opcode, int fd, uint64_t off,
+             const char *data, size_t len, int chain)
+{
+    CEvent_Context *ctx = CEvent_API->Context_AsContext(pyctx);
+    UringReq *req;
+    PyObject *capsule;
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+    req = PyMem_RawCalloc(1, sizeof(*req));
+    if (req == NULL) {
+        return PyErr_NoMemory();
+    }
+    req->buf = PyMem_RawMalloc(len ? len : 1);
+    if (req->buf == NULL) {
+        PyMem_RawFree(req);
+        return PyErr_NoMemory();
+    }
+    if (data != NULL) {
+        memcpy(req->buf, data, len);
+    } else {
+        memset(req->buf, 'x', len);     /* visible if never written */
+    }
+    req->handler.cb = uring_cb;
+    req->ctx = ctx;
+    req->opcode = opcode;
+    req->fd = fd;
+    req->off = off;
+    req->cap = len;
+    req->len = chain && (size_t)chain < len ? (size_t)chain : len;
+    req->chain = chain;
+    req->res = INT32_MIN;
+    capsule = PyCapsule_New(req, URING_REQ, uring_req_destructor);
+    if (capsule == NULL) {
+        PyMem_RawFree(req->buf);
+        PyMem_RawFree(req);
+        return NULL;
+    }
+    if (CEvent_API->add_sqe(ctx, uring_prep, req, &req->handler) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(capsule);
+        return NULL;
+    }
+    req->in_flight = 1;
+    return capsule;
+}
+
+PyDoc_STRVAR(uring_available_doc,
+"uring_available(ctx) -> bool: has_io_uring().");
+
+static PyObject *
+testcapi_uring_available(PyObject *Py_UNUSED(module), PyObject *pyctx)
+{
+    CEvent_Context *ctx = CEvent_API->Context_AsContext(pyctx);
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+    return PyBool_FromLong(CEvent_API->has_io_uring(ctx));
+}
+
+PyDoc_STRVAR(uring_read_doc,
+"uring_read(ctx, fd, size, offset=0, chunk=0) -> request: read size bytes\n"
+"of a file at offset through the ring; with chunk > 0, in chunks\n"
+"resubmitted from the callback until size bytes or end of file.");
+
+static PyObject *
+testcapi_uring_read(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *pyctx;
+    int fd, chunk = 0;
+    Py_ssize_t size;
+    unsigned long long off = 0;
+
+    if (!PyArg_ParseTuple(args, "Oin|Ki:uring_read", &pyctx, &fd, &size,
+                          &off, &chunk)) {
+        return NULL;
+    }
+    if (size < 0 || chunk < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative size or chunk");
+        return NULL;
+    }
+    return uring_submit(pyctx, IORING_OP_READ, fd, off, NULL, (size_t)size,
+                        chunk);
+}
+
+PyDoc_STRVAR(uring_recv_doc,
+"uring_recv(ctx, fd, size) -> request: one receive of up to size bytes.");
+
+static PyObject *
+testcapi_uring_recv(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *pyctx;
+    int fd;
+    Py_ssize_t size;
+
+    if (!PyArg_ParseTuple(args, "Oin:uring_recv", &pyctx, &fd, &size)) {
+        return NULL;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative size");
+        return NULL;
+    }
+    return uring_submit(pyctx, IORING_OP_RECV, fd, 0, NULL, (size_t)size, 0);
+}
+
+PyDoc_STRVAR(uring_send_doc,
+"uring_send(ctx, fd, data) -> request: one send of data (copied).");
+
+static PyObject *
+testcapi_uring_send(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *pyctx;
+    int fd;
+    Py_buffer data;
+    PyObject *ret;
+
+    if (!PyArg_ParseTuple(args, "Oiy*:uring_send", &pyctx, &fd, &data)) {
+        return NULL;
+    }
+    ret = uring_submit(pyctx, IORING_OP_SEND, fd, 0, data.buf,
+                       (size_t)data.len, 0);
+    PyBuffer_Release(&data);
+    return ret;
+}
+
+PyDoc_STRVAR(uring_result_doc,
+"uring_result(request) -> None while in flight, else a dict: res, flags,\n"
+"calls, data (what a read/receive wrote), resubmit_errno.");
+
+static PyObject *
+testcapi_uring_result(PyObject *Py_UNUSED(module), PyObject *capsule)
+{
+    UringReq *req = uring_req_get(capsule);
+    Py_ssize_t n;
+
+    if (req == NULL) {
+        return NULL;
+    }
+    if (req->in_flight) {
+        Py_RETURN_NONE;
+    }
+    n = (Py_ssize_t)req->got;
+    if (!req->chain && req->opcode != IORING_OP_SEND && req->res > 0) {
+        n = req->res;
+    }
+    return Py_BuildValue("{s:i,s:I,s:i,s:y#,s:i}", "res", (int)req->res,
+                         "flags", (unsigned)req->flags, "calls", req->calls,
+                         "data", req->buf, n,
+                         "resubmit_errno", req->resubmit_errno);
+}
+
+PyDoc_STRVAR(uring_buffer_doc,
+"uring_buffer(request) -> bytes: the whole buffer, as it is now.");
+
+static PyObject *
+testcapi_uring_buffer(PyObject *Py_UNUSED(module), PyObject *capsule)
+{
+    UringReq *req = uring_req_get(capsule);
+
+    if (req == NULL) {
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(req->buf, (Py_ssize_t)req->cap);
+}
+
+PyDoc_STRVAR(uring_abandon_doc,
+"uring_abandon(request) -> calls: after the context has closed, a request\n"
+"that was in flight is over (close() cancelled it without a cb): let the\n"
+"capsule free its memory.  Returns how often cb ran.");
+
+static PyObject *
+testcapi_uring_abandon(PyObject *Py_UNUSED(module), PyObject *capsule)
+{
+    UringReq *req = uring_req_get(capsule);
+
+    if (req == NULL) {
+        return NULL;
+    }
+    req->in_flight = 0;
+    return PyLong_FromLong(req->calls);
+}
+
+PyDoc_STRVAR(uring_bad_calls_doc,
+"uring_bad_calls(ctx) -> dict: add_sqe()'s result and errno for a NULL\n"
+"prep_sqe, a NULL handler and a NULL cb.");
+
+static PyObject *
+testcapi_uring_bad_calls(PyObject *Py_UNUSED(module), PyObject *pyctx)
+{
+    CEvent_Context *ctx = CEvent_API->Context_AsContext(pyctx);
+    CEvent_CqeHandler handler;
+    int rc[3], err[3];
+
+    if (ctx == NULL) {
+        return NULL;
+    }
+    memset(&handler, 0, sizeof(handler));
+    handler.cb = uring_cb;
+    errno = 0;
+    rc[0] = CEvent_API->add_sqe(ctx, NULL, NULL, &handler);
+    err[0] = errno;
+    errno = 0;
+    rc[1] = CEvent_API->add_sqe(ctx, uring_prep, NULL, NULL);
+    err[1] = errno;
+    handler.cb = NULL;
+    errno = 0;
+    rc[2] = CEvent_API->add_sqe(ctx, uring_prep, NULL, &handler);
+    err[2] = errno;
+    return Py_BuildValue("{s:(ii),s:(ii),s:(ii)}",
+                         "null_prep", rc[0], err[0],
+                         "null_handler", rc[1], err[1],
+                         "null_cb", rc[2], err[2]);
+}
+
 /* ---- module --------------------------------------------------------- */
 
 #define FN(name, flags) \
@@ -1334,6 +1646,14 @@ static PyMethodDef testcapi_methods[] = {
     FN(pollword_bump_later, METH_VARARGS),
     FN(pollword_stats, METH_O),
     FN(pollword_free, METH_VARARGS),
+    FN(uring_available, METH_O),
+    FN(uring_read, METH_VARARGS),
+    FN(uring_recv, METH_VARARGS),
+    FN(uring_send, METH_VARARGS),
+    FN(uring_result, METH_O),
+    FN(uring_buffer, METH_O),
+    FN(uring_abandon, METH_O),
+    FN(uring_bad_calls, METH_O),
     {NULL, NULL, 0, NULL}
 };
 

@@ -41,16 +41,22 @@
  *     timer_del() or timer_free() on any timer of that context is a
  *     use-after-free.  This differs from cevent.Timer objects, which
  *     close() detaches by itself.
+ *   - io_uring requests (add_sqe): the CEvent_CqeHandler and whatever the
+ *     request points at (buffers) must stay valid until its cb has run --
+ *     or until the context is closed: close() cancels the requests still
+ *     in flight, waits until the kernel has let go of them, and never runs
+ *     their cb.  After close() returns, their memory may be freed.  In a
+ *     child after fork() the parent's requests are dropped without a cb.
  *
  * Threads: the CEvent_Context is only a pointer; calls from other threads
  * must be finished before the context is closed (the Python object's
  * home thread closes it, and nothing synchronizes with those calls).
  *
  * Callbacks (CEvent_IOHandler, CEvent_AioPollFn, CEvent_BHFunc,
- * CEvent_TimerCB) run on the context's home thread from inside
- * AioContext.poll(), with the GIL held -- except io_poll functions, which
- * run in the busy-poll spin and may be called WITHOUT the GIL: they must
- * not touch Python objects.
+ * CEvent_TimerCB, CEvent_CqeFunc) run on the context's home thread from
+ * inside AioContext.poll(), with the GIL held -- except io_poll functions,
+ * which run in the busy-poll spin and may be called WITHOUT the GIL: they
+ * must not touch Python objects.
  */
 #ifndef CEVENT_H
 #define CEVENT_H
@@ -87,6 +93,32 @@ typedef void CEvent_IOHandler(void *opaque);
 typedef bool CEvent_AioPollFn(void *opaque);
 typedef void CEvent_BHFunc(void *opaque);
 typedef void CEvent_TimerCB(void *opaque);
+
+/*
+ * io_uring requests (QEMU's aio_add_sqe() and CqeHandler).  The sqe is the
+ * kernel's struct io_uring_sqe (<linux/io_uring.h>, or liburing's copy);
+ * CEvent_PrepSqe fills it in (liburing's io_uring_prep_*() or by hand) and
+ * must not set user_data.
+ */
+struct io_uring_sqe;
+typedef void CEvent_PrepSqe(struct io_uring_sqe *sqe, void *opaque);
+
+typedef struct CEvent_CqeHandler CEvent_CqeHandler;
+typedef void CEvent_CqeFunc(CEvent_CqeHandler *handler);
+
+/*
+ * One per request in flight, owned by the consumer (embed it in a larger
+ * struct for more state).  Set cb before add_sqe(); res and flags are the
+ * completion's (cqe->res: a result or a negative errno; cqe->flags:
+ * IORING_CQE_F_*), filled in before cb runs.  A handler may be reused for a
+ * new request once its cb has been called (also from inside cb).
+ */
+struct CEvent_CqeHandler {
+    CEvent_CqeFunc *cb;
+    int32_t res;
+    uint32_t flags;
+    void *cevent_private[6];    /* cevent's; do not touch */
+};
 
 /* Clock ids, as cevent.CLOCK_* */
 #define CEVENT_CLOCK_REALTIME 0
@@ -186,6 +218,38 @@ typedef struct {
     /* aio_notify: make a blocked or spinning poll() return.  Any thread,
      * no GIL needed, async-signal-unsafe. */
     void (*notify)(CEvent_Context *ctx);
+
+    /*
+     * ---- io_uring requests (appended; see Versioning) ----
+     * A consumer built with this header gets an ImportError from
+     * CEvent_Import() against an older cevent that lacks them.
+     */
+
+    /*
+     * Whether ctx's fd monitor is io_uring, i.e. whether add_sqe() works on
+     * it: 1 or 0.  Any thread, no GIL needed.  0 for contexts made with
+     * backend "poll" or "epoll", or when io_uring is unavailable (see
+     * cevent.unavailable_backends()); it never changes for an open context,
+     * except to 0 in a child after fork().
+     */
+    int (*has_io_uring)(CEvent_Context *ctx);
+
+    /*
+     * aio_add_sqe: queue one request on ctx's ring.  prep_sqe(sqe, opaque)
+     * is called at once, to fill in the sqe (it must not set user_data).
+     * The kernel sees the request at the latest in the next poll(); its
+     * handler's cb runs once, inside a later poll() on the home thread,
+     * with the GIL held (never from inside add_sqe).  One request, one
+     * completion: no multishot requests (IORING_CQE_F_MORE).
+     *
+     * Only from the context's home thread with the GIL held, outside
+     * poll() or from one of the context's callbacks: the ring is not
+     * thread-safe, and poll() uses it without the GIL.  Returns 0, or -1
+     * with errno set (no Python exception): EOPNOTSUPP when
+     * !has_io_uring(ctx), EINVAL for a NULL prep_sqe, handler or cb.
+     */
+    int (*add_sqe)(CEvent_Context *ctx, CEvent_PrepSqe *prep_sqe,
+                   void *opaque, CEvent_CqeHandler *handler);
 } CEvent_CAPI;
 
 #ifndef CEVENT_PROVIDER
