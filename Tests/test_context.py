@@ -175,6 +175,32 @@ def test_initial_monitor(backend):
         assert ctx.backend == INITIAL_MONITOR[backend]
 
 
+#: IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG, IORING_FEAT_NODROP
+COOP_TASKRUN, TASKRUN_FLAG, FEAT_NODROP = 1 << 8, 1 << 9, 1 << 1
+
+
+def kernel_at_least(major, minor):
+    release = os.uname().release.split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
+def test_io_uring_ring_properties(backend):
+    """The ring's features and setup flags: task-work coalescing with its
+    flag from Linux 5.19 on (Modules/PORTING.md), nothing off io_uring."""
+    with cevent.AioContext(backend) as ctx:
+        if backend != "io_uring":
+            assert ctx.io_uring_features == 0
+            assert ctx.io_uring_setup_flags == 0
+            return
+        assert ctx.io_uring_features & FEAT_NODROP
+        if kernel_at_least(5, 19):
+            assert ctx.io_uring_setup_flags == COOP_TASKRUN | TASKRUN_FLAG
+        else:
+            assert ctx.io_uring_setup_flags == 0
+    with pytest.raises(ValueError):
+        ctx.io_uring_setup_flags
+
+
 def test_default_backend():
     """None picks what aio_context_setup picks: io_uring when usable, else
     poll (with an epoll fd prepared)."""

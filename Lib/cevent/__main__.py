@@ -44,6 +44,23 @@ def _decode_features(bits: int) -> list[str]:
     return names
 
 
+#: IORING_SETUP_* bits cevent may ask for (Modules/fdmon-io_uring.c).
+_IORING_SETUP_NAMES = {
+    1 << 8: "COOP_TASKRUN",
+    1 << 9: "TASKRUN_FLAG",
+    1 << 12: "SINGLE_ISSUER",
+    1 << 13: "DEFER_TASKRUN",
+}
+
+
+def _decode_setup_flags(bits: int) -> list[str]:
+    names = [name for bit, name in _IORING_SETUP_NAMES.items() if bits & bit]
+    rest = bits & ~sum(_IORING_SETUP_NAMES)
+    if rest:
+        names.append(f"0x{rest:x}")
+    return names
+
+
 def print_info() -> None:
     print(f"cevent {cevent.__version__} on Python {sys.version.split()[0]}")
     print(f"backends: {', '.join(cevent.backends())}")
@@ -53,8 +70,11 @@ def print_info() -> None:
     if "io_uring" in cevent.backends():
         with cevent.AioContext("io_uring") as ctx:
             bits = ctx.io_uring_features
+            setup = ctx.io_uring_setup_flags
         print(f"io_uring features: 0x{bits:x} "
               f"({' '.join(_decode_features(bits)) or 'none'})")
+        print(f"io_uring setup flags: 0x{setup:x} "
+              f"({' '.join(_decode_setup_flags(setup)) or 'none'})")
         if bits & _IORING_FEAT_NO_IOWAIT:
             print("io_uring waits: IORING_ENTER_NO_IOWAIT (an idle loop is "
                   "not accounted as iowait)")

@@ -1239,6 +1239,17 @@ context_get_io_uring_features(ContextObject *self, void *Py_UNUSED(closure))
     return PyLong_FromUnsignedLong(aio_context_io_uring_features(self->ctx));
 }
 
+static PyObject *
+context_get_io_uring_setup_flags(ContextObject *self,
+                                 void *Py_UNUSED(closure))
+{
+    if (cev_context_check_open(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(
+        aio_context_io_uring_setup_flags(self->ctx));
+}
+
 #define CONTEXT_INT64_GETTER(field) \
     static PyObject * \
     context_get_##field(ContextObject *self, void *Py_UNUSED(closure)) \
@@ -1264,6 +1275,9 @@ static PyGetSetDef context_getset[] = {
     {"io_uring_features", (getter)context_get_io_uring_features, NULL,
      "IORING_FEAT_* bits the kernel reported (0 when not on io_uring).",
      NULL},
+    {"io_uring_setup_flags", (getter)context_get_io_uring_setup_flags, NULL,
+     "IORING_SETUP_* flags the ring was made with (0 when not on "
+     "io_uring).", NULL},
     {"poll_ns", (getter)context_get_poll_ns, NULL,
      "Current adaptive busy-poll time (ns).", NULL},
     {"poll_max_ns", (getter)context_get_poll_max_ns, NULL,
