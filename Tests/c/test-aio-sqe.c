@@ -16,47 +16,7 @@
 #include "block/aio.h"
 
 #include <sys/socket.h>
-
-static int passed, failed;
-
-#define CHECK(cond) \
-    do { \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, \
-                    __LINE__, __func__, #cond); \
-            failed++; \
-            return; \
-        } \
-    } while (0)
-
-static AioFdmonKind test_kind(void)
-{
-    const char *s = getenv("CEVENT_TEST_FDMON");
-
-    if (!s || !strcmp(s, "auto")) {
-        return AIO_FDMON_AUTO;
-    } else if (!strcmp(s, "poll")) {
-        return AIO_FDMON_POLL;
-    } else if (!strcmp(s, "epoll")) {
-        return AIO_FDMON_EPOLL;
-    } else if (!strcmp(s, "io_uring")) {
-        return AIO_FDMON_IO_URING;
-    }
-    fprintf(stderr, "unknown CEVENT_TEST_FDMON=%s\n", s);
-    exit(2);
-}
-
-static AioContext *new_ctx(void)
-{
-    Error *err = NULL;
-    AioContext *ctx = aio_context_new_full(test_kind(), &err);
-
-    if (!ctx) {
-        fprintf(stderr, "aio_context_new_full: %s\n", err->msg);
-        exit(2);
-    }
-    return ctx;
-}
+#include "test-util.h"
 
 #ifdef CONFIG_LINUX_IO_URING
 

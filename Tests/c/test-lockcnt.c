@@ -17,18 +17,7 @@
 
 #include <pthread.h>
 #include <sched.h>
-
-static int passed, failed;
-
-#define CHECK(cond) \
-    do { \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, \
-                    __LINE__, __func__, #cond); \
-            failed++; \
-            return; \
-        } \
-    } while (0)
+#include "test-util.h"
 
 static int64_t now_ns(void)
 {

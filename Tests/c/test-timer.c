@@ -18,18 +18,7 @@
 
 #include <dirent.h>
 #include <pthread.h>
-
-static int passed, failed;
-
-#define CHECK(cond) \
-    do { \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: %s: check failed: %s\n", __FILE__, \
-                    __LINE__, __func__, #cond); \
-            failed++; \
-            return; \
-        } \
-    } while (0)
+#include "test-util.h"
 
 /* xorshift64*: deterministic pseudo-random numbers. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
