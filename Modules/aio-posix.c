@@ -3,7 +3,8 @@
  *
  * Port of QEMU util/aio-posix.c at revision
  * d0f4aa7d50d485b1fb5ec8ab6f934e5df852ab07 (the seed; the same file as
- * xref revision 73b49878).
+ * xref revision 73b49878), with aio_add_sqe() and the fdmon_ops->dispatch()
+ * calls of QEMU 10.2 (Modules/PORTING.md).
  *
  * Upstream licence: originally Copyright IBM, Corp. 2008 (Anthony Liguori),
  * GNU GPL version 2; contributions after 2012-01-13 are GNU GPL version 2 or

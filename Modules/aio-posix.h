@@ -1,7 +1,8 @@
 /*
  * AioContext POSIX event loop implementation internal APIs
  *
- * Upstream: util/aio-posix.h, QEMU d0f4aa7d50d485b1fb5ec8ab6f934e5df852ab07.
+ * Upstream: util/aio-posix.h, QEMU d0f4aa7d50d485b1fb5ec8ab6f934e5df852ab07;
+ * AioHandler's internal_cqe_handler from QEMU 10.2 (Modules/PORTING.md).
  * Upstream licence: GNU GPL version 2 or (at your option) any later version
  * (contributions after 2012-01-13).  Written for cevent in our own words;
  * cevent is GPL-2.0-or-later.  Divergences: see Modules/PORTING.md.
