@@ -1,7 +1,7 @@
 /*
  * QEMU aio implementation: the AioContext, bottom halves, fd handlers.
  *
- * Upstream: include/block/aio.h, QEMU d0f4aa7d50d485b1fb5ec8ab6f934e5df852ab07;
+ * Upstream: include/block/aio.h, QEMU d0f4aa7d50d485b1fb5ec8ab6f934e5df852ab07.
  * CqeHandler, FDMonOps' dispatch and add_sqe, aio_has_io_uring() and
  * aio_add_sqe() from QEMU 10.2 (see Modules/PORTING.md).
  * Upstream licence: GNU GPL version 2 or (at your option) any later version.
