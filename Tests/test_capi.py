@@ -7,7 +7,8 @@ Every member of CEvent_CAPI is used: Context_AsContext, C fd handlers
 (io_read on a socketpair ping-pong, io_write, io_poll/io_poll_ready on a
 memory word), BHs and oneshots (also from a C thread without the GIL),
 timers (VIRTUAL with clock_step, REALTIME armed from a C thread),
-clock_get_ns and notify.  A second build with a wrong CEVENT_ABI_VERSION
+clock_get_ns, notify, and has_io_uring/add_sqe (a file and a socket read
+and written through an io_uring context's ring).  A second build with a wrong CEVENT_ABI_VERSION
 must fail to import with an ImportError naming both versions.
 
 Every C handler, BH and timer is released before the context closes, as
