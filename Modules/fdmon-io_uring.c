@@ -412,6 +412,21 @@ static bool process_cqe_aio_handler(AioContext *ctx,
     return true;
 }
 
+/*
+ * cevent: @cqe, just reaped, may end an aio_add_sqe() request: count it off
+ * ctx->fdmon_io_uring_inflight (see fdmon_io_uring_add_sqe()).  The cqes of
+ * timeouts, POLL_REMOVEs and cancellations (no handler) and of AioHandlers'
+ * POLL_ADDs are not requests.
+ */
+static void count_request_reaped(AioContext *ctx, CqeHandler *cqe_handler,
+                                 struct io_uring_cqe *cqe)
+{
+    if (cqe_handler && cqe_handler->cb != fdmon_special_cqe_handler &&
+        !(cqe->flags & IORING_CQE_F_MORE)) {
+        ctx->fdmon_io_uring_inflight--;
+    }
+}
+
 /* Returns true if a handler became ready */
 static bool process_cqe(AioContext *ctx,
                         AioHandlerList *ready_list,
@@ -431,10 +446,7 @@ static bool process_cqe(AioContext *ctx,
         return process_cqe_aio_handler(ctx, ready_list, node, cqe);
     }
 
-    /* cevent: see fdmon_io_uring_add_sqe() */
-    if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        ctx->fdmon_io_uring_inflight--;
-    }
+    count_request_reaped(ctx, cqe_handler, cqe);
 
     cqe_handler->cqe = *cqe;
 
@@ -533,31 +545,23 @@ static int fdmon_io_uring_submit_and_wait(AioContext *ctx, unsigned wait_nr)
     struct io_uring *ring = &ctx->fdmon_io_uring;
     int ret;
 
-    if (!(ring->features & IORING_FEAT_NO_IOWAIT)) {
-        ret = io_uring_submit_and_wait(ring, wait_nr);
-    } else {
-        ret = io_uring_submit(ring);
-        if (ret >= 0 && wait_nr != 0 && !io_uring_cq_ready(ring)) {
-            return io_uring_enter(ring->ring_fd, 0, wait_nr,
-                                  IORING_ENTER_GETEVENTS |
-                                  IORING_ENTER_NO_IOWAIT, NULL);
-        }
-    }
-
     /*
-     * A non-blocking call must still run the task work that holds
-     * completions back (fdmon_io_uring_taskrun_pending()): that is what
-     * fdmon_io_uring_need_wait() promised.  liburing enters the kernel for
-     * it only when it has something to submit.
+     * A non-blocking call (wait_nr 0) still runs the task work that holds
+     * completions back, as fdmon_io_uring_need_wait() promised: liburing's
+     * submission enters the kernel with GETEVENTS whenever the kernel
+     * flags IORING_SQ_TASKRUN, even with nothing to submit.
      */
-    if (ret >= 0 && wait_nr == 0 && fdmon_io_uring_taskrun_pending(ctx)) {
-        int got = io_uring_get_events(ring);
-
-        if (got < 0) {
-            return got;
-        }
+    if (!(ring->features & IORING_FEAT_NO_IOWAIT)) {
+        return io_uring_submit_and_wait(ring, wait_nr);
     }
-    return ret;
+
+    ret = io_uring_submit(ring);
+    if (ret < 0 || wait_nr == 0 || io_uring_cq_ready(ring)) {
+        return ret;
+    }
+    return io_uring_enter(ring->ring_fd, 0, wait_nr,
+                          IORING_ENTER_GETEVENTS | IORING_ENTER_NO_IOWAIT,
+                          NULL);
 }
 
 static int fdmon_io_uring_wait(AioContext *ctx, AioHandlerList *ready_list,
@@ -774,12 +778,7 @@ static void fdmon_io_uring_cancel_requests(AioContext *ctx)
             return;
         }
         io_uring_for_each_cqe(ring, head, cqe) {
-            CqeHandler *cqe_handler = io_uring_cqe_get_data(cqe);
-
-            if (cqe_handler && cqe_handler->cb != fdmon_special_cqe_handler &&
-                !(cqe->flags & IORING_CQE_F_MORE)) {
-                ctx->fdmon_io_uring_inflight--;
-            }
+            count_request_reaped(ctx, io_uring_cqe_get_data(cqe), cqe);
             n++;
         }
         io_uring_cq_advance(ring, n);
