@@ -802,6 +802,10 @@ void fdmon_io_uring_destroy(AioContext *ctx)
         QSIMPLEQ_INIT(&ctx->cqe_handler_ready_list);
         ctx->fdmon_io_uring_inflight = 0;
 
+        /* cevent: no ring now, so no features or setup flags to report */
+        ctx->fdmon_io_uring_features = 0;
+        ctx->fdmon_io_uring_setup_flags = 0;
+
         /* Handlers still queued for removal go to the deleted list */
         while ((node = QSLIST_FIRST_RCU(&ctx->submit_list))) {
             unsigned flags = qatomic_fetch_and(&node->flags,

@@ -197,6 +197,11 @@ def test_io_uring_ring_properties(backend):
             assert ctx.io_uring_setup_flags == COOP_TASKRUN | TASKRUN_FLAG
         else:
             assert ctx.io_uring_setup_flags == 0
+        # The embedding fd tears the ring down: nothing left to report
+        ctx.fileno()
+        assert ctx.backend != "io_uring"
+        assert ctx.io_uring_features == 0
+        assert ctx.io_uring_setup_flags == 0
     with pytest.raises(ValueError):
         ctx.io_uring_setup_flags
 
