@@ -15,15 +15,23 @@ from typing import TextIO
 
 import cevent
 
-# IORING_FEAT_* bits (include/uapi/linux/io_uring.h), by bit number.
-_IORING_FEATURES = [
+# IORING_FEAT_* bits (include/uapi/linux/io_uring.h), by bit.
+_IORING_FEATURES = {1 << i: name for i, name in enumerate([
     "SINGLE_MMAP", "NODROP", "SUBMIT_STABLE", "RW_CUR_POS",
     "CUR_PERSONALITY", "FAST_POLL", "POLL_32BITS", "SQPOLL_NONFIXED",
     "EXT_ARG", "NATIVE_WORKERS", "RSRC_TAGS", "CQE_SKIP", "LINKED_FILE",
     "REG_REG_RING", "RECVSEND_BUNDLE", "MIN_TIMEOUT", "RW_ATTR",
     "NO_IOWAIT",
-]
+])}
 _IORING_FEAT_NO_IOWAIT = 1 << 17
+
+#: IORING_SETUP_* bits cevent may ask for (Modules/fdmon-io_uring.c).
+_IORING_SETUP_FLAGS = {
+    1 << 8: "COOP_TASKRUN",
+    1 << 9: "TASKRUN_FLAG",
+    1 << 12: "SINGLE_ISSUER",
+    1 << 13: "DEFER_TASKRUN",
+}
 
 PING_PONG_ROUNDS = 10_000
 BH_CHAIN = 100_000
@@ -36,29 +44,14 @@ def _usage(out: TextIO) -> None:
           "(bench --help)", file=out)
 
 
-def _decode_features(bits: int) -> list[str]:
-    names = [name for i, name in enumerate(_IORING_FEATURES) if bits >> i & 1]
-    unknown = bits & ~((1 << len(_IORING_FEATURES)) - 1)
+def _decode_bits(bits: int, names: dict[int, str]) -> str:
+    """The names of the known bits set in ``bits``, then the rest in hex;
+    "none" for 0."""
+    found = [name for bit, name in names.items() if bits & bit]
+    unknown = bits & ~sum(names)
     if unknown:
-        names.append(f"0x{unknown:x}")
-    return names
-
-
-#: IORING_SETUP_* bits cevent may ask for (Modules/fdmon-io_uring.c).
-_IORING_SETUP_NAMES = {
-    1 << 8: "COOP_TASKRUN",
-    1 << 9: "TASKRUN_FLAG",
-    1 << 12: "SINGLE_ISSUER",
-    1 << 13: "DEFER_TASKRUN",
-}
-
-
-def _decode_setup_flags(bits: int) -> list[str]:
-    names = [name for bit, name in _IORING_SETUP_NAMES.items() if bits & bit]
-    rest = bits & ~sum(_IORING_SETUP_NAMES)
-    if rest:
-        names.append(f"0x{rest:x}")
-    return names
+        found.append(f"0x{unknown:x}")
+    return " ".join(found) or "none"
 
 
 def print_info() -> None:
@@ -72,9 +65,9 @@ def print_info() -> None:
             bits = ctx.io_uring_features
             setup = ctx.io_uring_setup_flags
         print(f"io_uring features: 0x{bits:x} "
-              f"({' '.join(_decode_features(bits)) or 'none'})")
+              f"({_decode_bits(bits, _IORING_FEATURES)})")
         print(f"io_uring setup flags: 0x{setup:x} "
-              f"({' '.join(_decode_setup_flags(setup)) or 'none'})")
+              f"({_decode_bits(setup, _IORING_SETUP_FLAGS)})")
         if bits & _IORING_FEAT_NO_IOWAIT:
             print("io_uring waits: IORING_ENTER_NO_IOWAIT (an idle loop is "
                   "not accounted as iowait)")
