@@ -4,9 +4,10 @@
  * Tests/c/Makefile once per fd monitor (CEVENT_TEST_FDMON): with io_uring
  * the requests run; with poll and epoll the API must say it is absent.
  *
- * Upstream's series adds no unit test of its own for the API (its test
- * changes skip test-nested-aio-poll under io_uring, which cevent does not
- * need: PORTING.md); these cover what its documentation promises.
+ * QEMU's series brings no unit test of the API that could be re-expressed
+ * here (its only test change skips test-nested-aio-poll under io_uring,
+ * which cevent does not need; Modules/PORTING.md says why), so these test
+ * what the API's documentation in Modules/include/block/aio.h promises.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */
