@@ -726,12 +726,18 @@ static void *storm_thread(void *opaque)
 {
     (void)opaque;
     while (!qatomic_read(&storm_stop)) {
-        if (qatomic_read(&storm_sent) == qatomic_read(&storm_seen)) {
-            if (qatomic_read(&storm_sent) >= STORM_ROUNDS) {
+        /*
+         * One value of storm_sent, read once, decides: another producer
+         * may send between two reads, and a check made on the first read
+         * would then let this one send a BH too many.
+         */
+        unsigned s = qatomic_read(&storm_sent);
+
+        if (s == qatomic_read(&storm_seen)) {
+            if (s >= STORM_ROUNDS) {
                 break;
             }
             /* one producer wins the right to send the next BH */
-            unsigned s = qatomic_read(&storm_sent);
             if (qatomic_cmpxchg(&storm_sent, s, s + 1) == s) {
                 aio_bh_schedule_oneshot(storm_ctx, storm_cb, NULL);
             }
