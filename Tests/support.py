@@ -371,20 +371,25 @@ def interrupted_poll(ctx, signaller, expected):
     """Block in ``ctx.poll(True)`` until the signal that ``signaller`` (a
     Killer or an Alarm, made after the caller drained ``ctx``) sends makes
     its handler raise ``expected``; return the seconds from the signal to
-    poll() raising."""
+    poll() raising.  ``signaller.entered`` is set to the monotonic time
+    just before poll() was called (None if the signal's exception came
+    before that)."""
     import pytest
 
     assert threading.current_thread() is threading.main_thread()
+    signaller.entered = None
     try:
-        # start is taken inside the block: on a loaded machine the signal
+        # entered is taken inside the block: on a loaded machine the signal
         # may come before poll() is entered, and must not escape the test
         with pytest.raises(expected):
-            start = time.monotonic()
+            signaller.entered = time.monotonic()
             ctx.poll(True)
         end = time.monotonic()
     finally:
         signaller.join()
-    return end - max(start, signaller.sent)
+    if signaller.entered is None:
+        return end - signaller.sent
+    return end - max(signaller.entered, signaller.sent)
 
 
 def checked_loop(backend):

@@ -137,17 +137,28 @@ class SpinningContext:
         self.poller = None
 
 
-def _signal_during_spin(backend, sig, max_ns, delay):
+def _signal_during_spin(backend, handlers, sig, max_ns, delay):
     spin = SpinningContext(backend, max_ns)
     try:
         ctx = spin.ctx
         drain(ctx)
         ctx.poll(False)
-        polling = ctx.stats()["polling_ns"]
-        latency = interrupted_poll(ctx, Killer(sig, delay), EXPECTED[sig])
-        spun = ctx.stats()["polling_ns"] - polling
+        for _ in range(5):
+            polling = ctx.stats()["polling_ns"]
+            killer = Killer(sig, delay)
+            latency = interrupted_poll(ctx, killer, EXPECTED[sig])
+            spun = ctx.stats()["polling_ns"] - polling
+            # the delay runs from the Killer's start, and a loaded machine
+            # may enter poll() late: what the spin must have covered is
+            # the time from poll() being entered to the signal.  A signal
+            # that beat poll() tests nothing here, so that round is redone.
+            if killer.entered is not None and killer.sent > killer.entered:
+                break
+            handlers.clear()
+        else:
+            pytest.fail("the signal came before poll() in 5 rounds")
         # it really was spinning when the signal came
-        assert spun >= delay * 1e9 * 0.9
+        assert spun >= (killer.sent - killer.entered) * 1e9 * 0.9
         assert spin.ready == []
         # still usable: a store to the polled word is seen by the spin
         spin.buf[0] ^= 1
@@ -166,7 +177,7 @@ def test_signal_during_polling_spin(backend, handlers, sig):
     """poll_max_ns = 50 ms (1500 times QEMU's IOThread default): the
     signal arrives 20 ms into the GIL-free spin; the exception surfaces
     when the spin ends, without blocking in the fd monitor afterwards."""
-    latency = _signal_during_spin(backend, sig, 50_000_000, 0.02)
+    latency = _signal_during_spin(backend, handlers, sig, 50_000_000, 0.02)
     assert handlers == [sig]
     assert latency < BOUND
 
@@ -175,8 +186,8 @@ def test_signal_during_long_polling_spin(backend, handlers):
     """poll_max_ns = 1 s: the spin is cut into 10 ms slices between which
     the binding looks at pending signals, so KeyboardInterrupt surfaces
     within a slice rather than when the whole spin ends."""
-    latency = _signal_during_spin(backend, signal.SIGINT, 1_000_000_000,
-                                  0.05)
+    latency = _signal_during_spin(backend, handlers, signal.SIGINT,
+                                  1_000_000_000, 0.05)
     assert latency < BOUND
 
 
