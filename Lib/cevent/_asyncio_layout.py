@@ -18,7 +18,11 @@ details that asyncio does not promise:
 * ``loop_core``: its ``_LoopCore`` replaces ``BaseEventLoop``'s
   ``_ready``, ``_scheduled``, ``_stopping``, ``_closed``, ``_debug`` and
   ``_timer_cancelled_count`` attributes (``LOOP_ATTRS``) with its own and
-  runs ``_run_once`` in C.
+  runs ``_run_once`` in C;
+* ``ring_reads``: on io_uring, its socket transport reads with recv
+  requests on the ring (``cevent._loop._SocketTransport``) and learns when
+  to read from asyncio's private ``_add_reader`` hooks of the transport and
+  the loop.
 
 ``check()`` verifies each piece.  A piece that does not match (a future
 asyncio changed it) is not used: the face falls back to asyncio's own
@@ -33,11 +37,11 @@ import os
 import selectors
 import types
 import warnings
-from asyncio import base_events, events, selector_events
+from asyncio import base_events, events, protocols, selector_events
 from collections.abc import Callable
 from typing import Any
 
-PIECES = ("handles", "selector_key", "transport", "loop_core")
+PIECES = ("handles", "selector_key", "transport", "loop_core", "ring_reads")
 
 #: asyncio.Handle's slots that the C code writes, in its order.
 HANDLE_SLOTS = ("_callback", "_args", "_cancelled", "_loop",
@@ -55,13 +59,14 @@ HANDLE_ATTRS = ("_run", "_cancelled", "_when", "_scheduled")
 KEY_FIELDS = ("fileobj", "fd", "events", "data")
 
 #: What the socket transport's C methods use, in the C code's order.  The
-#: two ``_slow`` names are cevent's aliases of asyncio's methods (see
-#: cevent._loop._SocketTransport); ``data_received`` is the protocol's.
+#: ``_slow`` names are cevent's (see cevent._loop._SocketTransport): two
+#: aliases of asyncio's methods and the ring reader's path for a protocol
+#: that is not a plain Protocol; ``data_received`` is the protocol's.
 TRANSPORT_ATTRS = (
     "_read_ready_cb", "_conn_lost", "max_size", "_sock_fd", "_protocol",
     "data_received", "_fatal_error", "_read_ready__on_eof",
     "_read_ready__data_received_slow", "_eof", "_empty_waiter", "_buffer",
-    "_write_slow",
+    "_write_slow", "_ring_data_slow",
 )
 #: Of those, the instance attributes that asyncio's transport __init__s
 #: set, and the methods and class attributes it has.
@@ -143,11 +148,34 @@ def _check_loop_core() -> str | None:
     return None
 
 
+def _check_ring_reads() -> str | None:
+    """What cevent._loop._SocketTransport's reads through io_uring rely
+    on: the transport asks for reading through its own ``_add_reader``
+    (made, resumed) and stops through the loop's ``_remove_reader``;
+    ``set_protocol`` picks ``_read_ready_cb``; asyncio can feed bytes to a
+    BufferedProtocol."""
+    cls: Any = selector_events._SelectorSocketTransport  # type: ignore
+    bad = [name for name in ("_add_reader", "is_reading", "set_protocol",
+                             "_read_ready__get_buffer",
+                             "_read_ready__data_received")
+           if not hasattr(cls, name)]
+    for meth in ("__init__", "resume_reading"):
+        code = getattr(getattr(cls, meth, None), "__code__", None)
+        if code is None or "_add_reader" not in code.co_names:
+            bad.append(f"{meth} -> _add_reader")
+    if not hasattr(protocols, "_feed_data_to_buffered_proto"):
+        bad.append("protocols._feed_data_to_buffered_proto")
+    if bad:
+        return "asyncio's socket transport lacks " + ", ".join(bad)
+    return None
+
+
 _CHECKS: dict[str, Callable[[], str | None]] = {
     "handles": _check_handles,
     "selector_key": _check_selector_key,
     "transport": _check_transport,
     "loop_core": _check_loop_core,
+    "ring_reads": _check_ring_reads,
 }
 
 

@@ -28,6 +28,7 @@ import heapq
 import math
 import selectors
 import sys
+import weakref
 from asyncio import base_events, events, format_helpers
 from asyncio import selector_events, unix_events
 from collections import deque
@@ -37,6 +38,7 @@ from typing import Any, TypeVar
 
 from . import _asyncio_layout
 from ._sockops import SockOps
+from . import _cevent
 from ._cevent import (
     CLOCK_REALTIME,
     SCALE_NS,
@@ -62,6 +64,11 @@ _NEVER_NS = 1 << 62
 # them loudly); cevent._asyncio_layout checks what the C code relies on.
 _ASYNCIO_TRANSPORT: Any = selector_events._SelectorSocketTransport  # type: ignore[attr-defined]
 _ASYNCIO_BASE_EVENTS: Any = base_events
+
+_ASYNCIO_PROTOCOLS: Any = asyncio.protocols
+
+# The ring reader: None when the extension was built without io_uring.
+_RingReader: Any = getattr(_cevent, "_RingReader", None)
 
 _EVENT_READ = selectors.EVENT_READ
 _EVENT_WRITE = selectors.EVENT_WRITE
@@ -450,6 +457,66 @@ class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
     _read_ready__data_received_slow = \
         _ASYNCIO_TRANSPORT._read_ready__data_received
 
+    # Reads through io_uring (the loop's ``_ring_reads``): a ``_RingReader``
+    # queues recv requests on the context's ring while the transport reads
+    # and its protocol is a plain Protocol, whose ``_read_ready_cb`` is
+    # ``_read_ready__data_received``; readiness serves the rest (a
+    # BufferedProtocol reads into its own buffer).  asyncio asks for
+    # reading through ``_add_reader`` (at connection and resume_reading)
+    # and stops it through the loop's ``_remove_reader`` (pause_reading,
+    # close, EOF kept open), which Loop routes to the reader.
+    _ring_reader: Any = None
+
+    def __init__(self, loop: Any, sock: Any, protocol: Any,
+                 waiter: Any = None, extra: Any = None,
+                 server: Any = None) -> None:
+        if loop._ring_reads:
+            self._ring_reader = loop._new_ring_reader(self, sock.fileno())
+        super().__init__(loop, sock, protocol, waiter, extra, server)
+
+    def _ring_wanted(self, callback: Any, args: tuple[Any, ...]) -> bool:
+        return (self._ring_reader is not None and not args
+                and callback == self._read_ready
+                and self._read_ready_cb == self._read_ready__data_received)
+
+    def _add_reader(self, fd: int, callback: Any, *args: Any) -> None:
+        if not self._ring_wanted(callback, args):
+            if self._ring_reader is not None:
+                # what the ring read before this goes first
+                self._ring_reader.flush()
+            super()._add_reader(fd, callback, *args)
+            return
+        if not self.is_reading():
+            return
+        self._loop._ring_start(fd, self._ring_reader)
+
+    def set_protocol(self, protocol: Any) -> None:
+        loop = self._loop   # None once the connection is lost
+        was_ring = self._ring_reader is not None and loop is not None and \
+            loop._ring_active.get(self._sock_fd) is self._ring_reader
+        super().set_protocol(protocol)
+        # asyncio's __init__ sets the protocol before the reading state
+        if self._ring_reader is None or loop is None \
+                or "_paused" not in self.__dict__ or not self.is_reading():
+            return
+        if was_ring != self._ring_wanted(self._read_ready, ()):
+            # another kind of protocol: move to the other way of reading
+            loop._remove_reader(self._sock_fd)
+            self._add_reader(self._sock_fd, self._read_ready)
+
+    def _ring_data_slow(self, data: bytes) -> None:
+        """Bytes the ring read for a protocol that has since been replaced
+        by a BufferedProtocol: copied into its buffers, as asyncio's SSL
+        protocol feeds one."""
+        try:
+            _ASYNCIO_PROTOCOLS._feed_data_to_buffered_proto(
+                self._protocol, data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, 'Fatal error: protocol.buffer_updated() call failed.')
+
 
 def _default_backend() -> str | None:
     """The fd monitor of a :class:`Loop` made without ``backend``: epoll,
@@ -564,6 +631,16 @@ class Loop(_LoopBase,  # type: ignore[misc]
         # those due before now + _clock_resolution.
         self._clock_resolution = 0.0
         self._attach(self._ctx, self.__selector._timer)
+        # Socket transports read through the ring on io_uring (see
+        # _SocketTransport); the active readers by fd, and all with
+        # requests that may be in flight (each holds itself alive then).
+        self._ring_reads = (
+            _RingReader is not None and self._ctx.backend == "io_uring"
+            and _asyncio_layout.NATIVE["ring_reads"]
+            and _asyncio_layout.NATIVE["transport"]
+            and _asyncio_layout.NATIVE["loop_core"])
+        self._ring_active: dict[int, Any] = {}
+        self._ring_readers: weakref.WeakSet[Any] = weakref.WeakSet()
 
     @property
     def context(self) -> AioContext:
@@ -586,6 +663,27 @@ class Loop(_LoopBase,  # type: ignore[misc]
         # handles themselves.
         if self._closed:
             self._scheduled: list[events.TimerHandle] = []
+            # The context has cancelled and reaped the ring readers'
+            # requests without their completions.
+            self._ring_active.clear()
+            for reader in list(self._ring_readers):
+                reader._abandon()
+
+    def _new_ring_reader(self, transport: Any, fd: int) -> Any:
+        reader = _RingReader(self, transport, fd)
+        self._ring_readers.add(reader)
+        return reader
+
+    def _ring_start(self, fd: int, reader: Any) -> None:
+        self._ring_active[fd] = reader
+        reader.start()
+
+    def _remove_reader(self, fd: Any) -> bool:
+        reader = self._ring_active.pop(fd, None)
+        if reader is not None:
+            reader.stop()
+            return True
+        return bool(super()._remove_reader(fd))
 
     def _write_to_self(self) -> None:
         # call_soon_threadsafe's wake-up: aio_notify, thread-safe and

@@ -179,6 +179,23 @@ cev_context_store_exception(ContextObject *self, PyObject *culprit)
     }
 }
 
+#ifdef CONFIG_LINUX_IO_URING
+bool
+cev_context_has_io_uring(ContextObject *self)
+{
+    return self->ctx != NULL && aio_has_io_uring(self->ctx);
+}
+
+void
+cev_context_add_sqe(ContextObject *self,
+                    void (*prep_sqe)(struct io_uring_sqe *sqe, void *opaque),
+                    void *opaque, CqeHandler *cqe_handler)
+{
+    assert(cev_context_has_io_uring(self));
+    aio_add_sqe(self->ctx, prep_sqe, opaque, cqe_handler);
+}
+#endif
+
 int
 cev_fd_converter(PyObject *obj, int *fd)
 {

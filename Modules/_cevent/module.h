@@ -221,6 +221,21 @@ void cev_context_store_exception(ContextObject *self, PyObject *culprit);
  */
 bool cev_context_wake_needs_release(ContextObject *self);
 
+#ifdef CONFIG_LINUX_IO_URING
+/*
+ * aio_has_io_uring() and aio_add_sqe() for the asyncio face: whether the
+ * open context @self takes io_uring requests, and queueing one (only then,
+ * with the GIL held on the home thread; ->cb() runs with the GIL held,
+ * inside poll()).  Requests still in flight when the context closes are
+ * cancelled and reaped by close() without their ->cb() running.
+ */
+bool cev_context_has_io_uring(ContextObject *self);
+void cev_context_add_sqe(ContextObject *self,
+                         void (*prep_sqe)(struct io_uring_sqe *sqe,
+                                          void *opaque),
+                         void *opaque, CqeHandler *cqe_handler);
+#endif
+
 /* Why io_uring is unusable, from a failed forced creation (new str). */
 PyObject *cev_io_uring_reason(const Error *err);
 /* cevent.clock_step(ns) */

@@ -318,6 +318,7 @@ loopconfig_traverse(LoopConfigObject *self, visitproc visit, void *arg)
     Py_VISIT(self->LoopCoreType);
     Py_VISIT(self->FdWatchType);
     Py_VISIT(self->TransportType);
+    Py_VISIT(self->RingReaderType);
     LOOP_CONFIG_OBJECTS(Py_VISIT, &self->loop);
     return 0;
 }
@@ -328,6 +329,7 @@ loopconfig_clear(LoopConfigObject *self)
     Py_CLEAR(self->LoopCoreType);
     Py_CLEAR(self->FdWatchType);
     Py_CLEAR(self->TransportType);
+    Py_CLEAR(self->RingReaderType);
     LOOP_CONFIG_OBJECTS(Py_CLEAR, &self->loop);
     cev_transport_state_clear(&self->transport);
     return 0;
@@ -407,6 +409,7 @@ cev_loop_exec(PyObject *module)
     self->LoopCoreType = NULL;
     self->FdWatchType = NULL;
     self->TransportType = NULL;
+    self->RingReaderType = NULL;
     PyObject_GC_Track(self);
     state->loop_face = (PyObject *)self;
     if (loopconfig_init_names(&self->loop) < 0 ||
@@ -425,6 +428,12 @@ cev_loop_exec(PyObject *module)
     if (self->TransportType == NULL) {
         return -1;
     }
+#ifdef CONFIG_LINUX_IO_URING
+    self->RingReaderType = cev_add_type(module, &cev_ringreader_spec, NULL);
+    if (self->RingReaderType == NULL) {
+        return -1;
+    }
+#endif
     if (PyModule_AddObjectRef(module, "_loop_config", (PyObject *)self) < 0) {
         return -1;
     }

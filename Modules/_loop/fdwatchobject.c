@@ -129,34 +129,6 @@ fdwatch_handle(cev_loop_config *cfg, PyObject *key, Py_ssize_t index)
     return PyTuple_GET_ITEM(data, index);
 }
 
-/*
- * Run the handle now rather than queue it (1), or not (0), or -1 with an
- * exception set.  Inline while the loop's _run_once() polls, outside debug
- * mode, when nothing was ready before this poll's first fd handle (see
- * LOOP_IO_UNDECIDED), and unless a callback of this poll has already
- * raised an exception that will propagate: the rest are queued, as asyncio
- * leaves them on the ready queue.
- */
-static int
-fdwatch_runs_inline(FdWatchObject *self)
-{
-    LoopCoreObject *loop = (LoopCoreObject *)self->loop;
-
-    if (loop == NULL || loop->context == NULL ||
-        ((ContextObject *)loop->context)->exc_type != NULL) {
-        return 0;
-    }
-    if (loop->io_mode == LOOP_IO_UNDECIDED) {
-        Py_ssize_t n = PyObject_Length(loop->ready);
-
-        if (n < 0) {
-            return -1;
-        }
-        loop->io_mode = n == 0 ? LOOP_IO_INLINE : LOOP_IO_QUEUED;
-    }
-    return loop->io_mode == LOOP_IO_INLINE;
-}
-
 static PyObject *
 fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
 {
@@ -185,7 +157,8 @@ fdwatch_ready(FdWatchObject *self, Py_ssize_t index, int event)
         res = PyObject_CallMethod(self->selector, "_drop_cancelled", "Oi",
                                   PyTuple_GET_ITEM(key, cfg->key_fd), event);
     }
-    else if ((inline_io = fdwatch_runs_inline(self)) < 0) {
+    else if ((inline_io = loopcore_runs_io_inline(
+                  (LoopCoreObject *)self->loop)) < 0) {
         res = NULL;
     }
     else if (inline_io) {

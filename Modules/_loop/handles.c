@@ -393,3 +393,30 @@ loopcore_run_ready(cev_loop_config *cfg, LoopCoreObject *self,
     Py_DECREF(popleft);
     return rc;
 }
+
+/*
+ * Run an I/O handle of @loop (NULL: no loop) now rather than queue it
+ * (1), or not (0), or -1 with an exception set.  Inline while the loop's
+ * _run_once() polls, outside debug mode, when nothing was ready before
+ * this poll's first I/O handle (an fd handler's or a ring reader's; see
+ * LOOP_IO_UNDECIDED), and unless a callback of this poll has already
+ * raised an exception that will propagate: the rest are queued, as asyncio
+ * leaves them on the ready queue.
+ */
+int
+loopcore_runs_io_inline(LoopCoreObject *loop)
+{
+    if (loop == NULL || loop->context == NULL ||
+        ((ContextObject *)loop->context)->exc_type != NULL) {
+        return 0;
+    }
+    if (loop->io_mode == LOOP_IO_UNDECIDED) {
+        Py_ssize_t n = PyObject_Length(loop->ready);
+
+        if (n < 0) {
+            return -1;
+        }
+        loop->io_mode = n == 0 ? LOOP_IO_INLINE : LOOP_IO_QUEUED;
+    }
+    return loop->io_mode == LOOP_IO_INLINE;
+}

@@ -15,6 +15,8 @@
  *   loopcoreobject.c   _LoopCore, the native base of cevent.Loop
  *   fdwatchobject.c    _FdWatch, the fd handler of one registered fd
  *   transportobject.c  _SocketTransportCore, the socket transport's paths
+ *   ringreaderobject.c _RingReader, a socket transport's reads through
+ *                      the context's io_uring ring
  *   timerheap.c        the loop's heap of timer handles
  *   handles.c          making, queueing and running asyncio handles
  *   deadline.c         float seconds to integer ns deadlines
@@ -74,6 +76,7 @@ enum {
     CEV_TN__fatal_error, CEV_TN__read_ready__on_eof,
     CEV_TN__read_ready__data_received_slow, CEV_TN__eof,
     CEV_TN__empty_waiter, CEV_TN__buffer, CEV_TN__write_slow,
+    CEV_TN__ring_data_slow,
     CEV_TRANSPORT_NAMES
 };
 
@@ -91,6 +94,7 @@ typedef struct {
     PyTypeObject *LoopCoreType;
     PyTypeObject *FdWatchType;
     PyTypeObject *TransportType;
+    PyTypeObject *RingReaderType;   /* NULL without io_uring */
 } LoopConfigObject;
 
 /* One scheduled timer handle: the heap orders by (when, seq). */
@@ -209,14 +213,21 @@ int loopcore_run_live_handle(cev_loop_config *cfg, PyObject *handle,
 int loopcore_run_handle(cev_loop_config *cfg, PyObject *handle);
 int loopcore_run_ready(cev_loop_config *cfg, LoopCoreObject *self,
                        Py_ssize_t ntodo);
+int loopcore_runs_io_inline(LoopCoreObject *loop);
 
 /* The type specs, and the transport's names (transportobject.c). */
 extern PyType_Spec cev_loopcore_spec;
 extern PyType_Spec cev_fdwatch_spec;
 extern PyType_Spec cev_transport_spec;
+#ifdef CONFIG_LINUX_IO_URING
+extern PyType_Spec cev_ringreader_spec;
+#endif
 int cev_transport_state_init(cev_transport_config *cfg);
 PyObject *cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
                                Py_ssize_t nargs);
+PyObject *cev_transport_ring_result(cev_transport_config *cfg,
+                                    PyObject *self, const char *buf,
+                                    int res);
 void cev_transport_state_clear(cev_transport_config *cfg);
 void cev_transport_state_free(cev_transport_config *cfg);
 

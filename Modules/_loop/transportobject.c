@@ -417,6 +417,79 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
     Py_RETURN_NONE;
 }
 
+/*
+ * What a socket transport does with one completed read of its ring reader
+ * (ringreaderobject.c): @res > 0 bytes at @buf, 0 for EOF, or -errno.  As
+ * _read_ready__data_received() after its recv(): nothing once the
+ * connection is lost; EOF goes to _read_ready__on_eof() and an error to
+ * _fatal_error(); the bytes go to protocol.data_received() while
+ * _read_ready_cb is asyncio's choice for a Protocol, else (the protocol
+ * was replaced by another kind since the read was queued) to
+ * self._ring_data_slow(data).  Returns None, or NULL with an exception
+ * set (SystemExit and KeyboardInterrupt, or a failure of the transport's
+ * own methods).
+ */
+PyObject *
+cev_transport_ring_result(cev_transport_config *cfg, PyObject *self,
+                          const char *buf, int res)
+{
+    PyObject *dict, *cb, *data, *protocol, *ret = NULL;
+    int conn_lost;
+    bool plain;
+
+    dict = transport_dict(self);
+    conn_lost = transport_attr_true(self, dict, NAME(cfg, _conn_lost));
+    if (conn_lost != 0) {
+        Py_XDECREF(dict);
+        return conn_lost < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    if (res < 0) {
+        errno = -res;
+        PyErr_SetFromErrno(PyExc_OSError);
+        ret = transport_fatal_error(cfg, self,
+                                    "Fatal read error on socket transport");
+        goto out;
+    }
+    if (res == 0) {
+        ret = PyObject_CallMethodNoArgs(self, NAME(cfg, _read_ready__on_eof));
+        goto out;
+    }
+    data = PyBytes_FromStringAndSize(buf, res);
+    if (data == NULL) {
+        goto out;
+    }
+    cb = transport_attr(self, dict, NAME(cfg, _read_ready_cb));
+    if (cb == NULL) {
+        Py_DECREF(data);
+        goto out;
+    }
+    plain = PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
+            PyCFunction_GET_FUNCTION(cb) ==
+            CEV_METH(transport_read_ready__data_received);
+    Py_DECREF(cb);
+    if (!plain) {
+        ret = PyObject_CallMethodOneArg(self, NAME(cfg, _ring_data_slow),
+                                        data);
+        Py_DECREF(data);
+        goto out;
+    }
+    protocol = transport_attr(self, dict, NAME(cfg, _protocol));
+    if (protocol == NULL) {
+        Py_DECREF(data);
+        goto out;
+    }
+    ret = PyObject_CallMethodOneArg(protocol, NAME(cfg, data_received), data);
+    Py_DECREF(protocol);
+    Py_DECREF(data);
+    if (ret == NULL) {
+        ret = transport_fatal_error(
+            cfg, self, "Fatal error: protocol.data_received() call failed.");
+    }
+out:
+    Py_XDECREF(dict);
+    return ret;
+}
+
 PyDoc_STRVAR(transport_read_ready__data_received_doc,
 "_read_ready__data_received($self, /)\n--\n\n"
 "Read what the socket has (up to self.max_size bytes) and pass it to\n"

@@ -1,0 +1,577 @@
+/*
+ * cevent's asyncio face: _RingReader, the reads of one socket transport
+ * through the context's io_uring ring.
+ *
+ * Copyright the cevent authors.  GPL-2.0-or-later.
+ *
+ * On a cevent.Loop whose context uses io_uring, a socket transport with a
+ * plain Protocol reads with IORING_OP_RECV requests instead of readiness:
+ * one request at a time, into this object's own buffer, queued with the
+ * binding's cev_context_add_sqe() (QEMU 10.2's aio_add_sqe()), so the
+ * kernel sees it in the loop's next poll together with that iteration's
+ * other requests.  Its completion carries the bytes: no POLL_ADD re-armed
+ * and no recv() made per read.  cevent._loop._SocketTransport decides
+ * when a transport reads this way (start()) and when it stops (stop():
+ * pause_reading, close, EOF kept open, a BufferedProtocol).
+ *
+ * A completion runs as an fd handler's reader handle does: at once while
+ * the loop's _run_once() polls, outside debug mode and when nothing was
+ * ready before (loopcore_runs_io_inline), else as a handle on the ready
+ * queue.  What it read goes to the transport through
+ * cev_transport_ring_result() (transportobject.c), with asyncio's
+ * semantics; the next request is queued after data_received() returns,
+ * if the transport still reads.
+ *
+ * Nothing read is lost.  stop() cancels the request in flight
+ * (IORING_OP_ASYNC_CANCEL); if the kernel had completed it first, its
+ * bytes (or EOF, or error) are held and delivered when reading starts
+ * again (start()) or when the transport goes back to readiness (flush()).
+ *
+ * Lifetime: while a request (the recv or the cancel) is in flight, the
+ * object holds a reference to itself, so the buffer and the CqeHandlers
+ * the kernel and the context point to stay alive whatever Python drops.
+ * The last completion releases it.  A context that closes with requests
+ * in flight cancels and reaps them without calling their handlers: the
+ * loop then calls _abandon(), which releases that reference.
+ */
+
+#include "loop.h"
+
+#ifdef CONFIG_LINUX_IO_URING
+
+#include <errno.h>
+#include <liburing.h>
+
+/*
+ * Bytes asked for by each recv request.  asyncio's max_size (256 KiB) for
+ * every transport would pin a quarter of a MiB per connection; a socket
+ * with more than this to give completes the next request at once.
+ */
+#define RING_RECV_SIZE (64 * 1024)
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *transport;        /* the socket transport read for */
+    PyObject *loop;             /* its loop (a _LoopCore) */
+    ContextObject *context;     /* the loop's context */
+    cev_transport_config *tcfg; /* the module's (the type holds it) */
+    cev_loop_config *lcfg;
+    int fd;
+    char *buf;                  /* RING_RECV_SIZE bytes */
+    CqeHandler recv_h;          /* the recv request */
+    CqeHandler cancel_h;        /* the cancel of the recv request */
+    unsigned recv_size;         /* of the request in flight */
+    int held_res;               /* a completed recv's result, if held */
+    unsigned held_off;          /* bytes of it delivered already */
+    bool want;                  /* start()ed and not stop()ped */
+    bool recv_inflight;
+    bool cancel_inflight;
+    bool held;                  /* held_res (and buf) not delivered yet */
+    bool flushing;              /* deliver held_res though !want */
+    bool queued;                /* a _deliver handle is on the ready queue */
+    bool abandoned;             /* the context closed */
+    bool self_ref;              /* a reference to self is held */
+    PyObject *weakreflist;
+} RingReaderObject;
+
+#define RINGREADER_METHOD(name, doc) \
+    {#name, (PyCFunction)ringreader_##name, METH_NOARGS, doc}
+
+static void
+ringreader_prep_recv(struct io_uring_sqe *sqe, void *opaque)
+{
+    RingReaderObject *self = opaque;
+
+    io_uring_prep_recv(sqe, self->fd, self->buf, self->recv_size, 0);
+}
+
+static void
+ringreader_prep_cancel(struct io_uring_sqe *sqe, void *opaque)
+{
+    RingReaderObject *self = opaque;
+
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&self->recv_h, 0);
+}
+
+/*
+ * Hold a reference to self while a request is in flight, drop it when
+ * none is.  Dropping it may free self: the callers call this last.
+ */
+static void
+ringreader_update_ref(RingReaderObject *self)
+{
+    bool busy = self->recv_inflight || self->cancel_inflight;
+
+    if (busy && !self->self_ref) {
+        self->self_ref = true;
+        Py_INCREF(self);
+    }
+    else if (!busy && self->self_ref) {
+        self->self_ref = false;
+        Py_DECREF(self);
+    }
+}
+
+/* Can requests be queued?  The context may have closed under the loop. */
+static bool
+ringreader_usable(RingReaderObject *self)
+{
+    return !self->abandoned && self->context != NULL &&
+           cev_context_has_io_uring(self->context);
+}
+
+/*
+ * The transport's max_size (asyncio reads at most that much at a time),
+ * within the buffer; the buffer's size if it is not a positive int.
+ */
+static unsigned
+ringreader_recv_size(RingReaderObject *self)
+{
+    PyObject *value, *exc_type, *exc_value, *exc_tb;
+    Py_ssize_t max_size = -1;
+
+    if (self->transport == NULL) {
+        return RING_RECV_SIZE;
+    }
+    /* The caller may be passing on an exception from data_received() */
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    value = PyObject_GetAttr(self->transport,
+                             self->tcfg->names[CEV_TN_max_size]);
+    if (value != NULL && PyLong_Check(value)) {
+        max_size = PyLong_AsSsize_t(value);
+    }
+    Py_XDECREF(value);
+    PyErr_Clear();
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    if (max_size <= 0 || max_size > RING_RECV_SIZE) {
+        return RING_RECV_SIZE;
+    }
+    return (unsigned)max_size;
+}
+
+/* Queue the next recv if the transport reads and nothing is pending. */
+static void
+ringreader_arm(RingReaderObject *self)
+{
+    if (!self->want || self->recv_inflight || self->held ||
+        !ringreader_usable(self)) {
+        return;
+    }
+    self->recv_size = ringreader_recv_size(self);
+    self->recv_inflight = true;
+    cev_context_add_sqe(self->context, ringreader_prep_recv, self,
+                        &self->recv_h);
+}
+
+static int ringreader_queue(RingReaderObject *self);
+
+/*
+ * Deliver the held result to the transport, then queue the next recv.
+ * 0, or -1 with an exception set (SystemExit, KeyboardInterrupt, or a
+ * failure of the transport's methods).
+ */
+static int
+ringreader_deliver_held(RingReaderObject *self)
+{
+    PyObject *transport, *res;
+    unsigned off;
+    int n, rc = 0;
+
+    if (!self->held || (!self->want && !self->flushing) ||
+        self->transport == NULL) {
+        return 0;
+    }
+    off = self->held_off;
+    n = self->held_res - (int)off;
+    if (n > 0 && (unsigned)n > ringreader_recv_size(self)) {
+        /*
+         * max_size went down while the request was in flight: as many
+         * reads of max_size as asyncio would make, the rest from the
+         * ready queue.
+         */
+        n = (int)ringreader_recv_size(self);
+        self->held_off += (unsigned)n;
+    }
+    else {
+        self->held = false;
+        self->flushing = false;
+        self->held_off = 0;
+    }
+    transport = Py_NewRef(self->transport);
+    res = cev_transport_ring_result(self->tcfg, transport, self->buf + off,
+                                    n);
+    Py_DECREF(transport);
+    if (res == NULL) {
+        rc = -1;
+    }
+    Py_XDECREF(res);
+    if (self->held) {
+        if (rc == 0) {
+            rc = ringreader_queue(self);
+        }
+    }
+    else if (n > 0) {
+        /* After EOF or an error the transport stops reading or closes. */
+        ringreader_arm(self);
+    }
+    return rc;
+}
+
+/*
+ * Put a handle that calls self._deliver() on the loop's ready queue,
+ * once.  0, or -1 with an exception set.
+ */
+static int
+ringreader_queue(RingReaderObject *self)
+{
+    PyObject *method, *args, *handle;
+    int rc;
+
+    if (self->queued) {
+        return 0;
+    }
+    method = PyObject_GetAttrString((PyObject *)self, "_deliver");
+    if (method == NULL) {
+        return -1;
+    }
+    args = PyTuple_New(0);
+    if (args == NULL) {
+        Py_DECREF(method);
+        return -1;
+    }
+    handle = loopcore_make_handle(self->lcfg, self->lcfg->handle_type,
+                                  self->loop, method, args, NULL);
+    Py_DECREF(args);
+    Py_DECREF(method);
+    if (handle == NULL) {
+        return -1;
+    }
+    rc = loopcore_append_ready((LoopCoreObject *)self->loop, handle);
+    Py_DECREF(handle);
+    if (rc == 0) {
+        self->queued = true;
+    }
+    return rc;
+}
+
+/*
+ * A completion to deliver: now, as an fd handler runs its reader handle,
+ * or from the ready queue.  Runs inside the context's poll: an exception
+ * is kept by the context and raised by the poll (as an fd handler's).
+ */
+static void
+ringreader_ready(RingReaderObject *self)
+{
+    int inline_io = loopcore_runs_io_inline((LoopCoreObject *)self->loop);
+    int rc;
+
+    if (inline_io < 0) {
+        rc = -1;
+    }
+    else if (inline_io && !self->queued) {
+        rc = ringreader_deliver_held(self);
+    }
+    else {
+        rc = ringreader_queue(self);
+    }
+    if (rc < 0) {
+        cev_context_store_exception(self->context, (PyObject *)self);
+    }
+}
+
+static void
+ringreader_recv_done(CqeHandler *cqe_handler)
+{
+    RingReaderObject *self = container_of(cqe_handler, RingReaderObject,
+                                          recv_h);
+    int res = cqe_handler->cqe.res;
+
+    self->recv_inflight = false;
+    if (res == -ECANCELED) {
+        /* stop() took it back before it read anything */
+        ringreader_arm(self);
+    }
+    else {
+        self->held = true;
+        self->held_res = res;
+        self->held_off = 0;
+        if (self->want && self->transport != NULL) {
+            /* Python code may drop every other reference to self */
+            Py_INCREF(self);
+            ringreader_ready(self);
+            Py_DECREF(self);
+        }
+    }
+    ringreader_update_ref(self);
+}
+
+static void
+ringreader_cancel_done(CqeHandler *cqe_handler)
+{
+    RingReaderObject *self = container_of(cqe_handler, RingReaderObject,
+                                          cancel_h);
+
+    /* 0, -ENOENT (already completed) or -EALREADY: the recv's cqe tells */
+    self->cancel_inflight = false;
+    ringreader_update_ref(self);
+}
+
+static PyObject *
+ringreader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"loop", "transport", "fd", NULL};
+    LoopConfigObject *face = (LoopConfigObject *)
+        cevent_state_by_type(type)->loop_face;
+    PyObject *loop, *transport;
+    RingReaderObject *self;
+    ContextObject *context;
+    int fd;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOi:_RingReader", kwlist,
+                                     &loop, &transport, &fd)) {
+        return NULL;
+    }
+    if (!PyObject_TypeCheck(loop, face->LoopCoreType)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_RingReader: loop must be a _LoopCore");
+        return NULL;
+    }
+    if (fd < 0) {
+        PyErr_Format(PyExc_ValueError, "invalid fd %d", fd);
+        return NULL;
+    }
+    if (loopcore_check_configured(&face->loop) < 0) {
+        return NULL;
+    }
+    context = (ContextObject *)((LoopCoreObject *)loop)->context;
+    if (context == NULL || cev_context_check_open(context) < 0) {
+        if (context == NULL) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "_RingReader: the loop has no context");
+        }
+        return NULL;
+    }
+    if (!cev_context_has_io_uring(context)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_RingReader: the loop's context does not use "
+                        "io_uring");
+        return NULL;
+    }
+    self = (RingReaderObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->buf = PyMem_RawMalloc(RING_RECV_SIZE);
+    if (self->buf == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->transport = Py_NewRef(transport);
+    self->loop = Py_NewRef(loop);
+    self->context = (ContextObject *)Py_NewRef((PyObject *)context);
+    self->tcfg = &face->transport;
+    self->lcfg = &face->loop;
+    self->fd = fd;
+    self->recv_h.cb = ringreader_recv_done;
+    self->cancel_h.cb = ringreader_cancel_done;
+    return (PyObject *)self;
+}
+
+static int
+ringreader_traverse(RingReaderObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->transport);
+    Py_VISIT(self->loop);
+    Py_VISIT((PyObject *)self->context);
+    return 0;
+}
+
+static int
+ringreader_clear(RingReaderObject *self)
+{
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->loop);
+    Py_CLEAR(self->context);
+    return 0;
+}
+
+static void
+ringreader_dealloc(RingReaderObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+
+    /* No request is in flight: each holds a reference (self_ref). */
+    assert(!self->recv_inflight && !self->cancel_inflight);
+    PyObject_GC_UnTrack(self);
+    PyObject_ClearWeakRefs((PyObject *)self);
+    (void)ringreader_clear(self);
+    PyMem_RawFree(self->buf);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+PyDoc_STRVAR(ringreader_start_doc,
+"start($self, /)\n--\n\n"
+"Read: queue a recv request, or deliver (from the ready queue) what a\n"
+"request completed with while reading was stopped.");
+
+static PyObject *
+ringreader_start(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!ringreader_usable(self)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the loop's context is closed");
+        return NULL;
+    }
+    self->want = true;
+    self->flushing = false;
+    if (self->held) {
+        if (ringreader_queue(self) < 0) {
+            return NULL;
+        }
+    }
+    else {
+        ringreader_arm(self);
+    }
+    ringreader_update_ref(self);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ringreader_stop_doc,
+"stop($self, /)\n--\n\n"
+"Stop reading: cancel the recv request in flight.  What it completes\n"
+"with anyway is held for start() or flush().");
+
+static PyObject *
+ringreader_stop(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->want = false;
+    if (self->recv_inflight && !self->cancel_inflight &&
+        ringreader_usable(self)) {
+        self->cancel_inflight = true;
+        cev_context_add_sqe(self->context, ringreader_prep_cancel, self,
+                            &self->cancel_h);
+    }
+    ringreader_update_ref(self);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ringreader_flush_doc,
+"flush($self, /)\n--\n\n"
+"The transport reads through readiness from now on (stop() was called):\n"
+"deliver what a recv request completed with, from the ready queue,\n"
+"before anything readiness reads.");
+
+static PyObject *
+ringreader_flush(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->held && !self->want) {
+        self->flushing = true;
+        if (ringreader_queue(self) < 0) {
+            return NULL;
+        }
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ringreader__deliver_doc,
+"_deliver($self, /)\n--\n\n"
+"The queued delivery: pass the held completion to the transport.");
+
+static PyObject *
+ringreader__deliver(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    self->queued = false;
+    if (ringreader_deliver_held(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(ringreader__abandon_doc,
+"_abandon($self, /)\n--\n\n"
+"The loop's context has closed: its requests were cancelled and reaped\n"
+"without their completions; forget them.");
+
+static PyObject *
+ringreader__abandon(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->context != NULL && self->context->ctx != NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_abandon() before the context closed");
+        return NULL;
+    }
+    self->abandoned = true;
+    self->want = false;
+    self->held = false;
+    self->recv_inflight = false;
+    self->cancel_inflight = false;
+    Py_INCREF(self);
+    ringreader_update_ref(self);
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ringreader_get_state(RingReaderObject *self, void *Py_UNUSED(closure))
+{
+    return Py_BuildValue("{sOsOsOsOsO}",
+                         "reading", self->want ? Py_True : Py_False,
+                         "recv_inflight",
+                         self->recv_inflight ? Py_True : Py_False,
+                         "cancel_inflight",
+                         self->cancel_inflight ? Py_True : Py_False,
+                         "held", self->held ? Py_True : Py_False,
+                         "abandoned", self->abandoned ? Py_True : Py_False);
+}
+
+static PyMethodDef ringreader_methods[] = {
+    RINGREADER_METHOD(start, ringreader_start_doc),
+    RINGREADER_METHOD(stop, ringreader_stop_doc),
+    RINGREADER_METHOD(flush, ringreader_flush_doc),
+    RINGREADER_METHOD(_deliver, ringreader__deliver_doc),
+    RINGREADER_METHOD(_abandon, ringreader__abandon_doc),
+    {NULL, NULL, 0, NULL}
+};
+
+static PyMemberDef ringreader_members[] = {
+    {"fd", T_INT, offsetof(RingReaderObject, fd), READONLY,
+     "The socket read."},
+    CEV_WEAKREF_MEMBER(RingReaderObject)
+    {NULL}
+};
+
+static PyGetSetDef ringreader_getset[] = {
+    {"state", (getter)ringreader_get_state, NULL,
+     "A dict of the reader's flags (for tests and debugging).", NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(ringreader_doc,
+"_RingReader(loop, transport, fd)\n--\n\n"
+"The reads of a socket transport of loop (a _LoopCore whose context uses\n"
+"io_uring) through the ring: recv requests into the reader's buffer,\n"
+"delivered to the transport as its _read_ready__data_received() would.");
+
+static PyType_Slot ringreader_slots[] = {
+    {Py_tp_new, ringreader_new},
+    {Py_tp_dealloc, ringreader_dealloc},
+    {Py_tp_traverse, ringreader_traverse},
+    {Py_tp_clear, ringreader_clear},
+    {Py_tp_methods, ringreader_methods},
+    {Py_tp_members, ringreader_members},
+    {Py_tp_getset, ringreader_getset},
+    {Py_tp_doc, (void *)ringreader_doc},
+    {0, NULL}
+};
+
+PyType_Spec cev_ringreader_spec = {
+    .name = "cevent._cevent._RingReader",
+    .basicsize = sizeof(RingReaderObject),
+    .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+              Py_TPFLAGS_IMMUTABLETYPE | CEV_WEAKREF_FLAG),
+    .slots = ringreader_slots,
+};
+
+#endif /* CONFIG_LINUX_IO_URING */
