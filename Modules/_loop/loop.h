@@ -227,7 +227,7 @@ PyObject *cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
                                Py_ssize_t nargs);
 PyObject *cev_transport_ring_result(cev_transport_config *cfg,
                                     PyObject *self, const char *buf,
-                                    int res);
+                                    int res, bool full, int *err);
 void cev_transport_state_clear(cev_transport_config *cfg);
 void cev_transport_state_free(cev_transport_config *cfg);
 

@@ -44,10 +44,13 @@
 
 /*
  * Bytes asked for by each recv request.  asyncio's max_size (256 KiB) for
- * every transport would pin a quarter of a MiB per connection; a socket
- * with more than this to give completes the next request at once.
+ * every transport would pin a quarter of a MiB per connection.  A read
+ * that fills this buffer is followed by a non-blocking recv() of what else
+ * the socket has (transportobject.c), so that a large message still comes
+ * in one data_received(), as asyncio reads it: delivering it in buffer-
+ * sized pieces halved a 1-connection 100 KiB echo.
  */
-#define RING_RECV_SIZE (64 * 1024)
+#define RING_RECV_SIZE (16 * 1024)
 
 typedef struct {
     PyObject_HEAD
@@ -149,12 +152,17 @@ ringreader_recv_size(RingReaderObject *self)
     return (unsigned)max_size;
 }
 
-/* Queue the next recv if the transport reads and nothing is pending. */
+/*
+ * Queue the next recv if the transport reads and nothing is pending.  Not
+ * while a cancel is in flight either: it names its target by the recv's
+ * user_data (&recv_h), which the next recv shares, so the next recv waits
+ * for the cancel's completion (ringreader_cancel_done).
+ */
 static void
 ringreader_arm(RingReaderObject *self)
 {
-    if (!self->want || self->recv_inflight || self->held ||
-        !ringreader_usable(self)) {
+    if (!self->want || self->recv_inflight || self->cancel_inflight ||
+        self->held || !ringreader_usable(self)) {
         return;
     }
     self->recv_size = ringreader_recv_size(self);
@@ -175,7 +183,8 @@ ringreader_deliver_held(RingReaderObject *self)
 {
     PyObject *transport, *res;
     unsigned off;
-    int n, rc = 0;
+    int n, err = 0, rc = 0;
+    bool full;
 
     if (!self->held || (!self->want && !self->flushing) ||
         self->transport == NULL) {
@@ -183,6 +192,7 @@ ringreader_deliver_held(RingReaderObject *self)
     }
     off = self->held_off;
     n = self->held_res - (int)off;
+    full = off == 0 && n > 0 && (unsigned)n == self->recv_size;
     if (n > 0 && (unsigned)n > ringreader_recv_size(self)) {
         /*
          * max_size went down while the request was in flight: as many
@@ -199,12 +209,18 @@ ringreader_deliver_held(RingReaderObject *self)
     }
     transport = Py_NewRef(self->transport);
     res = cev_transport_ring_result(self->tcfg, transport, self->buf + off,
-                                    n);
+                                    n, full, &err);
     Py_DECREF(transport);
     if (res == NULL) {
         rc = -1;
     }
     Py_XDECREF(res);
+    if (err != 0) {
+        /* the socket's error after the bytes: the next read reports it */
+        self->held = true;
+        self->held_res = -err;
+        self->held_off = 0;
+    }
     if (self->held) {
         if (rc == 0) {
             rc = ringreader_queue(self);
@@ -227,7 +243,7 @@ ringreader_queue(RingReaderObject *self)
     PyObject *method, *args, *handle;
     int rc;
 
-    if (self->queued) {
+    if (self->queued || self->loop == NULL) {
         return 0;
     }
     method = PyObject_GetAttrString((PyObject *)self, "_deliver");
@@ -313,6 +329,7 @@ ringreader_cancel_done(CqeHandler *cqe_handler)
 
     /* 0, -ENOENT (already completed) or -EALREADY: the recv's cqe tells */
     self->cancel_inflight = false;
+    ringreader_arm(self);
     ringreader_update_ref(self);
 }
 
@@ -419,6 +436,10 @@ PyDoc_STRVAR(ringreader_start_doc,
 static PyObject *
 ringreader_start(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->context != NULL &&
+        cev_context_check_process(self->context) < 0) {
+        return NULL;
+    }
     if (!ringreader_usable(self)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "the loop's context is closed");

@@ -419,7 +419,9 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
 
 /*
  * What a socket transport does with one completed read of its ring reader
- * (ringreaderobject.c): @res > 0 bytes at @buf, 0 for EOF, or -errno.  As
+ * (ringreaderobject.c): @res > 0 bytes at @buf, 0 for EOF, or -errno.
+ * @full: the read filled the reader's buffer, so the socket may have more
+ * (see transport_ring_bytes(), which sets *@err).  As
  * _read_ready__data_received() after its recv(): nothing once the
  * connection is lost; EOF goes to _read_ready__on_eof() and an error to
  * _fatal_error(); the bytes go to protocol.data_received() while
@@ -429,9 +431,63 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
  * set (SystemExit and KeyboardInterrupt, or a failure of the transport's
  * own methods).
  */
+/*
+ * The bytes of a ring read that filled its buffer (@res bytes at @buf)
+ * and, when the transport's max_size allows more, what one non-blocking
+ * recv() finds after them: the read asyncio would have made, in one bytes
+ * object.  The recv() goes into the shared read buffer.  Its error (an
+ * errno, not EAGAIN) is the next read's, as in asyncio: it is stored in
+ * *@err for the reader to deliver next.
+ */
+static PyObject *
+transport_ring_bytes(cev_transport_config *cfg, PyObject *self,
+                     PyObject *dict, const char *buf, int res, bool full,
+                     int *err)
+{
+    PyObject *value, *data;
+    Py_ssize_t max_size;
+    ssize_t more = 0;
+    int fd;
+
+    if (!full) {
+        return PyBytes_FromStringAndSize(buf, res);
+    }
+    value = transport_attr(self, dict, NAME(cfg, max_size));
+    if (value == NULL) {
+        return NULL;
+    }
+    max_size = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
+    Py_DECREF(value);
+    PyErr_Clear();
+    if (max_size > TRANSPORT_RECV_MAX) {
+        max_size = TRANSPORT_RECV_MAX;
+    }
+    if (max_size > res && transport_recv_buf(cfg) != NULL) {
+        fd = transport_sock_fd(cfg, self, dict);
+        if (fd >= 0) {
+            more = recv(fd, cfg->recv_buf, (size_t)(max_size - res),
+                        MSG_DONTWAIT);
+            if (more < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                errno != EINTR) {
+                *err = errno;
+            }
+        }
+    }
+    PyErr_Clear();
+    if (more <= 0) {
+        return PyBytes_FromStringAndSize(buf, res);
+    }
+    data = PyBytes_FromStringAndSize(NULL, res + more);
+    if (data != NULL) {
+        memcpy(PyBytes_AS_STRING(data), buf, (size_t)res);
+        memcpy(PyBytes_AS_STRING(data) + res, cfg->recv_buf, (size_t)more);
+    }
+    return data;
+}
+
 PyObject *
 cev_transport_ring_result(cev_transport_config *cfg, PyObject *self,
-                          const char *buf, int res)
+                          const char *buf, int res, bool full, int *err)
 {
     PyObject *dict, *cb, *data, *protocol, *ret = NULL;
     int conn_lost;
@@ -454,7 +510,7 @@ cev_transport_ring_result(cev_transport_config *cfg, PyObject *self,
         ret = PyObject_CallMethodNoArgs(self, NAME(cfg, _read_ready__on_eof));
         goto out;
     }
-    data = PyBytes_FromStringAndSize(buf, res);
+    data = transport_ring_bytes(cfg, self, dict, buf, res, full, err);
     if (data == NULL) {
         goto out;
     }

@@ -89,7 +89,8 @@ if LOOP == "uvloop":
     LOOP_TYPE = uvloop.Loop
 elif LOOP == "cevent":
     # CEVENT_COMPAT_BACKEND=poll|epoll|io_uring forces an fd monitor (the
-    # default is AioContext's choice, io_uring when usable).
+    # default is cevent.Loop's, epoll when usable);
+    # test_asyncio_compat_io_uring.py runs this module on io_uring.
     BACKEND = os.environ.get("CEVENT_COMPAT_BACKEND") or None
 
     def new_loop():
