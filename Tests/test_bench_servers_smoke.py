@@ -56,6 +56,26 @@ def test_echo_large_messages():
                          servers.FLOOR], ["protocol"])
 
 
+@pytest.mark.skipif("io_uring" not in cevent.backends(),
+                    reason="io_uring is not usable on this machine")
+def test_io_uring_readiness_variant():
+    """--backends io_uring-readiness: cevent.Loop on io_uring with the ring
+    reads turned off in the server process, beside the default."""
+    specs = servers.servers(["io_uring", servers.READINESS_VARIANT],
+                            ["cevent.Loop"], [])
+    variant = specs[1]
+    assert variant["backend"] == "io_uring"
+    assert variant["env"]["CEVENT_ASYNCIO_FALLBACK"] == "ring_reads"
+    result = servers.run(styles=["protocol"], sizes=[102400], conns=[2],
+                         kinds=["cevent.Loop"], reps=1, duration=0.3,
+                         backends=["io_uring", servers.READINESS_VARIANT])
+    _check_runs(result, ["cevent.Loop io_uring",
+                         "cevent.Loop io_uring-readiness", servers.FLOOR],
+                ["protocol"])
+    for r in result["runs"]:
+        assert "server_stderr" not in r["result"], r["result"]
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None,
                     reason="wrk is not installed (Debian: apt-get install "
                            "wrk; run.sh and CI install it)")

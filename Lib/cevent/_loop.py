@@ -522,10 +522,11 @@ def _default_backend() -> str | None:
     """The fd monitor of a :class:`Loop` made without ``backend``: epoll,
     asyncio's own choice on Linux, when usable (else ``None``, the
     :class:`AioContext` default).  Measured on asyncio workloads it beats
-    io_uring's one-shot ``POLL_ADD`` per readiness event on sockets (TCP
-    echo, ``add_reader`` ping-pong, cross-thread wake-ups) and loses only
-    on pure callback chains, where io_uring's non-blocking poll makes no
-    syscall; ``backend="io_uring"`` picks that one."""
+    io_uring's one-shot ``POLL_ADD`` per readiness event (``add_reader``
+    ping-pong, cross-thread wake-ups), and on servers io_uring's ring
+    reads (_SocketTransport) only draw level or a few percent ahead; it
+    loses on pure callback chains, where io_uring's non-blocking poll
+    makes no syscall; ``backend="io_uring"`` picks that one."""
     return "epoll" if "epoll" in backends() else None
 
 
@@ -595,7 +596,8 @@ class Loop(_LoopBase,  # type: ignore[misc]
     the timer heap, ``_run_once()``, ``time()``, ``get_debug()`` and
     ``create_future()`` in C, with asyncio's semantics (debug mode defers
     to asyncio's Python code).  Its socket transports have their read and
-    write paths in C (``_SocketTransport``).
+    write paths in C (``_SocketTransport``); on io_uring they read through
+    the context's ring.
 
     ``backend`` picks the context's fd monitor as ``AioContext(backend)``
     does; ``None`` is epoll (``_default_backend``).  On epoll the context

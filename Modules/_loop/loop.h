@@ -228,6 +228,8 @@ PyObject *cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
 PyObject *cev_transport_ring_result(cev_transport_config *cfg,
                                     PyObject *self, const char *buf,
                                     int res, bool full, int *err);
+PyObject *cev_transport_ring_readable(cev_transport_config *cfg,
+                                      PyObject *self, Py_ssize_t *nread);
 void cev_transport_state_clear(cev_transport_config *cfg);
 void cev_transport_state_free(cev_transport_config *cfg);
 

@@ -14,6 +14,14 @@
  * when a transport reads this way (start()) and when it stops (stop():
  * pause_reading, close, EOF kept open, a BufferedProtocol).
  *
+ * A read that fills the buffer is followed by a non-blocking recv() of
+ * the rest (transportobject.c), and switches the reader to poll mode: a
+ * one-shot IORING_OP_POLL_ADD, then recv() into the module's shared read
+ * buffer, as readiness does.  A bulk stream is read faster that way (its
+ * bytes land in one cache-warm buffer in one piece, not first in a small
+ * per-connection one); the first read smaller than the buffer switches
+ * back to recv requests.
+ *
  * A completion runs as an fd handler's reader handle does: at once while
  * the loop's _run_once() polls, outside debug mode and when nothing was
  * ready before (loopcore_runs_io_inline), else as a handle on the ready
@@ -40,15 +48,17 @@
 #ifdef CONFIG_LINUX_IO_URING
 
 #include <errno.h>
+#include <poll.h>
 #include <liburing.h>
 
 /*
- * Bytes asked for by each recv request.  asyncio's max_size (256 KiB) for
- * every transport would pin a quarter of a MiB per connection.  A read
- * that fills this buffer is followed by a non-blocking recv() of what else
- * the socket has (transportobject.c), so that a large message still comes
- * in one data_received(), as asyncio reads it: delivering it in buffer-
- * sized pieces halved a 1-connection 100 KiB echo.
+ * Bytes asked for by each recv request: the reader's own buffer, which it
+ * keeps for its life.  asyncio's max_size (256 KiB) for every transport
+ * would pin a quarter of a MiB per connection.  A read that fills it is
+ * followed by a non-blocking recv() of what else the socket has, so that
+ * a large message still comes in one data_received(), as asyncio reads it
+ * (delivering it in buffer-sized pieces halved a 1-connection 100 KiB
+ * echo), and starts poll mode (above).
  */
 #define RING_RECV_SIZE (16 * 1024)
 
@@ -73,6 +83,9 @@ typedef struct {
     bool flushing;              /* deliver held_res though !want */
     bool queued;                /* a _deliver handle is on the ready queue */
     bool abandoned;             /* the context closed */
+    bool poll_mode;             /* arm POLL_ADD, read with recv() */
+    bool inflight_poll;         /* the request in flight is a POLL_ADD */
+    bool held_readable;         /* what is held is POLL_ADD's "readable" */
     bool self_ref;              /* a reference to self is held */
     PyObject *weakreflist;
 } RingReaderObject;
@@ -86,6 +99,14 @@ ringreader_prep_recv(struct io_uring_sqe *sqe, void *opaque)
     RingReaderObject *self = opaque;
 
     io_uring_prep_recv(sqe, self->fd, self->buf, self->recv_size, 0);
+}
+
+static void
+ringreader_prep_poll(struct io_uring_sqe *sqe, void *opaque)
+{
+    RingReaderObject *self = opaque;
+
+    io_uring_prep_poll_add(sqe, self->fd, POLLIN);
 }
 
 static void
@@ -165,13 +186,47 @@ ringreader_arm(RingReaderObject *self)
         self->held || !ringreader_usable(self)) {
         return;
     }
-    self->recv_size = ringreader_recv_size(self);
     self->recv_inflight = true;
+    self->inflight_poll = self->poll_mode;
+    if (self->poll_mode) {
+        cev_context_add_sqe(self->context, ringreader_prep_poll, self,
+                            &self->recv_h);
+        return;
+    }
+    self->recv_size = ringreader_recv_size(self);
     cev_context_add_sqe(self->context, ringreader_prep_recv, self,
                         &self->recv_h);
 }
 
 static int ringreader_queue(RingReaderObject *self);
+
+/*
+ * Poll mode: the socket was readable.  Read it as readiness would, and go
+ * back to recv requests once a read is smaller than the buffer.
+ */
+static int
+ringreader_deliver_readable(RingReaderObject *self)
+{
+    PyObject *transport, *res;
+    Py_ssize_t n;
+
+    self->held = false;
+    self->held_readable = false;
+    self->flushing = false;
+    transport = Py_NewRef(self->transport);
+    res = cev_transport_ring_readable(self->tcfg, transport, &n);
+    Py_DECREF(transport);
+    if (n > 0 && n < RING_RECV_SIZE) {
+        self->poll_mode = false;
+    }
+    /* EOF and errors: the transport stops reading or closes */
+    ringreader_arm(self);
+    if (res == NULL) {
+        return -1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
 
 /*
  * Deliver the held result to the transport, then queue the next recv.
@@ -189,6 +244,9 @@ ringreader_deliver_held(RingReaderObject *self)
     if (!self->held || (!self->want && !self->flushing) ||
         self->transport == NULL) {
         return 0;
+    }
+    if (self->held_readable) {
+        return ringreader_deliver_readable(self);
     }
     off = self->held_off;
     n = self->held_res - (int)off;
@@ -227,7 +285,14 @@ ringreader_deliver_held(RingReaderObject *self)
         }
     }
     else if (n > 0) {
-        /* After EOF or an error the transport stops reading or closes. */
+        /*
+         * After EOF or an error the transport stops reading or closes.  A
+         * read that filled the buffer starts poll mode: a bulk stream is
+         * read faster by recv() into the shared buffer, as on readiness.
+         */
+        if (full && self->recv_size == RING_RECV_SIZE) {
+            self->poll_mode = true;
+        }
         ringreader_arm(self);
     }
     return rc;
@@ -309,6 +374,9 @@ ringreader_recv_done(CqeHandler *cqe_handler)
     }
     else {
         self->held = true;
+        /* a POLL_ADD's result (an event mask or an error) is not kept:
+         * the read that follows finds what the socket has */
+        self->held_readable = self->inflight_poll;
         self->held_res = res;
         self->held_off = 0;
         if (self->want && self->transport != NULL) {
@@ -336,7 +404,6 @@ ringreader_cancel_done(CqeHandler *cqe_handler)
 static PyObject *
 ringreader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"loop", "transport", "fd", NULL};
     LoopConfigObject *face = (LoopConfigObject *)
         cevent_state_by_type(type)->loop_face;
     PyObject *loop, *transport;
@@ -344,8 +411,12 @@ ringreader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ContextObject *context;
     int fd;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOi:_RingReader", kwlist,
-                                     &loop, &transport, &fd)) {
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_RingReader() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, "OOi:_RingReader", &loop, &transport, &fd)) {
         return NULL;
     }
     if (!PyObject_TypeCheck(loop, face->LoopCoreType)) {
@@ -487,6 +558,11 @@ PyDoc_STRVAR(ringreader_flush_doc,
 static PyObject *
 ringreader_flush(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (self->held && self->held_readable) {
+        /* nothing was read: readiness will find it */
+        self->held = false;
+        self->held_readable = false;
+    }
     if (self->held && !self->want) {
         self->flushing = true;
         if (ringreader_queue(self) < 0) {
@@ -537,7 +613,8 @@ ringreader__abandon(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 ringreader_get_state(RingReaderObject *self, void *Py_UNUSED(closure))
 {
-    return Py_BuildValue("{sOsOsOsOsO}",
+    return Py_BuildValue("{sOsOsOsOsOsO}",
+                         "poll_mode", self->poll_mode ? Py_True : Py_False,
                          "reading", self->want ? Py_True : Py_False,
                          "recv_inflight",
                          self->recv_inflight ? Py_True : Py_False,
@@ -557,8 +634,6 @@ static PyMethodDef ringreader_methods[] = {
 };
 
 static PyMemberDef ringreader_members[] = {
-    {"fd", T_INT, offsetof(RingReaderObject, fd), READONLY,
-     "The socket read."},
     CEV_WEAKREF_MEMBER(RingReaderObject)
     {NULL}
 };
@@ -570,7 +645,7 @@ static PyGetSetDef ringreader_getset[] = {
 };
 
 PyDoc_STRVAR(ringreader_doc,
-"_RingReader(loop, transport, fd)\n--\n\n"
+"_RingReader(loop, transport, fd, /)\n--\n\n"
 "The reads of a socket transport of loop (a _LoopCore whose context uses\n"
 "io_uring) through the ring: recv requests into the reader's buffer,\n"
 "delivered to the transport as its _read_ready__data_received() would.");

@@ -304,7 +304,8 @@ transport_fatal_error(cev_transport_config *cfg, PyObject *self,
 /* ---- reading ----------------------------------------------------------- */
 
 static PyObject *transport_data_received(cev_transport_config *cfg,
-                                         PyObject *self, PyObject *dict);
+                                         PyObject *self, PyObject *dict,
+                                         Py_ssize_t *nread);
 static PyObject *transport_read_ready__data_received(
     PyObject *self, PyTypeObject *defining_class, PyObject *const *args,
     Py_ssize_t nargs, PyObject *kwnames);
@@ -337,7 +338,7 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
         PyCFunction_GET_FUNCTION(cb) ==
         CEV_METH(transport_read_ready__data_received)) {
         /* asyncio's choice for a Protocol (set_protocol()): no call */
-        res = transport_data_received(cfg, self, dict);
+        res = transport_data_received(cfg, self, dict, NULL);
     }
     else {
         res = PyObject_CallNoArgs(cb);
@@ -349,15 +350,21 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
 
 /*
  * What _read_ready__data_received() does, with @dict the instance dict of
- * @self (or NULL).
+ * @self (or NULL).  *@nread (if not NULL) is set to what recv() returned,
+ * or -1 when no recv() was made here or it failed.
  */
 static PyObject *
 transport_data_received(cev_transport_config *cfg, PyObject *self,
-                        PyObject *dict)
+                        PyObject *dict, Py_ssize_t *nread)
 {
     PyObject *value, *data, *protocol, *res;
-    Py_ssize_t max_size, n;
+    Py_ssize_t max_size, n, unused;
     int conn_lost, fd;
+
+    if (nread == NULL) {
+        nread = &unused;
+    }
+    *nread = -1;
 
     conn_lost = transport_attr_true(self, dict, NAME(cfg, _conn_lost));
     if (conn_lost != 0) {
@@ -386,6 +393,7 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
     n = recv(fd, cfg->recv_buf, (size_t)max_size, MSG_DONTWAIT);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            *nread = 0;
             Py_RETURN_NONE;
         }
         PyErr_SetFromErrno(PyExc_OSError);
@@ -396,6 +404,7 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
         return PyObject_CallMethodNoArgs(self,
                                          NAME(cfg, _read_ready__on_eof));
     }
+    *nread = n;
     data = PyBytes_FromStringAndSize(cfg->recv_buf, n);
     if (data == NULL) {
         return NULL;
@@ -546,6 +555,39 @@ out:
     return ret;
 }
 
+/*
+ * The ring reader's poll mode: the socket is readable, so read it as
+ * _read_ready() does.  *@nread: the bytes read, 0 if none were there (no
+ * EOF), -1 otherwise (EOF, an error, or another kind of protocol read
+ * through its own _read_ready_cb).  Returns None, or NULL with an
+ * exception set.
+ */
+PyObject *
+cev_transport_ring_readable(cev_transport_config *cfg, PyObject *self,
+                            Py_ssize_t *nread)
+{
+    PyObject *dict, *cb, *res;
+
+    *nread = -1;
+    dict = transport_dict(self);
+    cb = transport_attr(self, dict, NAME(cfg, _read_ready_cb));
+    if (cb == NULL) {
+        Py_XDECREF(dict);
+        return NULL;
+    }
+    if (PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
+        PyCFunction_GET_FUNCTION(cb) ==
+        CEV_METH(transport_read_ready__data_received)) {
+        res = transport_data_received(cfg, self, dict, nread);
+    }
+    else {
+        res = PyObject_CallNoArgs(cb);
+    }
+    Py_DECREF(cb);
+    Py_XDECREF(dict);
+    return res;
+}
+
 PyDoc_STRVAR(transport_read_ready__data_received_doc,
 "_read_ready__data_received($self, /)\n--\n\n"
 "Read what the socket has (up to self.max_size bytes) and pass it to\n"
@@ -568,7 +610,7 @@ transport_read_ready__data_received(PyObject *self,
         return NULL;
     }
     dict = transport_dict(self);
-    res = transport_data_received(cfg, self, dict);
+    res = transport_data_received(cfg, self, dict, NULL);
     Py_XDECREF(dict);
     return res;
 }

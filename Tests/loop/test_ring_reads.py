@@ -134,6 +134,40 @@ def test_large_message_in_one_read(loop):
     assert len(chunks) == 1 and chunks[0] == payload
 
 
+def test_bulk_reads_switch_to_poll_mode_and_back(loop):
+    """A read that fills the buffer moves the reader to POLL_ADD + recv()
+    (poll mode); the first smaller read moves it back to recv requests.
+    Pausing in poll mode holds only "readable": nothing is read while
+    paused."""
+    big = os.urandom(100 * 1024)
+
+    async def main():
+        transport, proto, b = await accepted(loop)
+        await asyncio.sleep(0)
+        reader = transport._ring_reader
+        assert not reader.state["poll_mode"]
+        b.send(big)
+        await until(lambda: len(proto.data()) == len(big))
+        assert reader.state["poll_mode"]
+        # paused in poll mode: the bytes stay in the socket
+        transport.pause_reading()
+        b.send(b"while paused")
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert proto.data() == big
+        transport.resume_reading()
+        await until(lambda: proto.data() == big + b"while paused")
+        assert not reader.state["poll_mode"]
+        b.send(b"small")
+        await until(lambda: proto.data().endswith(b"small"))
+        assert not reader.state["poll_mode"]
+        transport.close()
+        b.close()
+        assert await proto.lost is None
+
+    run(loop, main())
+
+
 def test_error_after_a_full_read_comes_next(loop):
     """The recv() after a read that filled the buffer finds the socket's
     error (the peer closed with bytes of ours unread: ECONNRESET): the

@@ -84,6 +84,12 @@ def _importable(name: str) -> tuple[bool, str]:
     return True, proc.stdout.strip()
 
 
+#: A --backends name of its own: cevent.Loop on io_uring with its socket
+#: transports reading on readiness (CEVENT_ASYNCIO_FALLBACK=ring_reads), to
+#: set against the default ring reads in the same run.
+READINESS_VARIANT = "io_uring-readiness"
+
+
 def servers(backends: Sequence[str], kinds: Sequence[str] | None,
             notes: list[str]) -> list[dict[str, Any]]:
     """The Python servers to run: name, loop kind and backend."""
@@ -101,8 +107,17 @@ def servers(backends: Sequence[str], kinds: Sequence[str] | None,
             notes.append(f"{kind} skipped: {version}")
     if "cevent.Loop" in wanted:
         for backend in backends:
-            out.append({"name": f"cevent.Loop {backend}",
-                        "loop": "cevent.Loop", "backend": backend})
+            spec: dict[str, Any] = {"name": f"cevent.Loop {backend}",
+                                    "loop": "cevent.Loop",
+                                    "backend": backend}
+            if backend == READINESS_VARIANT:
+                # io_uring with the transports' ring reads turned off
+                spec["backend"] = "io_uring"
+                spec["env"] = {
+                    "CEVENT_ASYNCIO_FALLBACK": "ring_reads",
+                    "PYTHONWARNINGS":
+                        "ignore:cevent.Loop falls back:RuntimeWarning"}
+            out.append(spec)
     return out
 
 
@@ -165,9 +180,12 @@ class Server:
                    style]
             if spec.get("backend"):
                 cmd.append(spec["backend"])
+        env = None
+        if spec.get("env"):
+            env = dict(os.environ, **spec["env"])
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            preexec_fn=_pin(cpu))
+            env=env, preexec_fn=_pin(cpu))
         self.stderr = ""
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
