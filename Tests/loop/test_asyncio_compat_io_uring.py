@@ -18,12 +18,15 @@ from support import scaled
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+# The whole suite in one test: about a minute on two workers, more under
+# the sanitizers, so it gets the slow tests' watchdog budget.
+@pytest.mark.slow
 @pytest.mark.skipif("io_uring" not in cevent.backends(),
                     reason="io_uring is not usable on this machine")
 def test_cpython_asyncio_tests_on_io_uring():
     assert _asyncio_layout.NATIVE["ring_reads"]
     env = dict(os.environ, CEVENT_COMPAT_BACKEND="io_uring")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist",
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "2",
            "-p", "no:cacheprovider",
            os.path.join(HERE, "test_asyncio_compat.py")]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True,
