@@ -320,7 +320,7 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
                      PyObject *kwnames)
 {
     cev_transport_config *cfg = transport_config(defining_class);
-    PyObject *dict, *cb, *res;
+    Py_ssize_t nread;
 
     if (cfg == NULL) {
         return NULL;
@@ -328,24 +328,16 @@ transport_read_ready(PyObject *self, PyTypeObject *defining_class,
     if (cev_check_no_args("_read_ready", nargs, kwnames) < 0) {
         return NULL;
     }
-    dict = transport_dict(self);
-    cb = transport_attr(self, dict, NAME(cfg, _read_ready_cb));
-    if (cb == NULL) {
-        Py_XDECREF(dict);
-        return NULL;
-    }
-    if (PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
-        PyCFunction_GET_FUNCTION(cb) ==
-        CEV_METH(transport_read_ready__data_received)) {
-        /* asyncio's choice for a Protocol (set_protocol()): no call */
-        res = transport_data_received(cfg, self, dict, NULL);
-    }
-    else {
-        res = PyObject_CallNoArgs(cb);
-    }
-    Py_DECREF(cb);
-    Py_XDECREF(dict);
-    return res;
+    return cev_transport_ring_readable(cfg, self, &nread);
+}
+
+/* Is @cb (self._read_ready_cb) asyncio's choice for a Protocol? */
+static bool
+transport_cb_is_plain(PyObject *self, PyObject *cb)
+{
+    return PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
+           PyCFunction_GET_FUNCTION(cb) ==
+           CEV_METH(transport_read_ready__data_received);
 }
 
 /*
@@ -528,9 +520,7 @@ cev_transport_ring_result(cev_transport_config *cfg, PyObject *self,
         Py_DECREF(data);
         goto out;
     }
-    plain = PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
-            PyCFunction_GET_FUNCTION(cb) ==
-            CEV_METH(transport_read_ready__data_received);
+    plain = transport_cb_is_plain(self, cb);
     Py_DECREF(cb);
     if (!plain) {
         ret = PyObject_CallMethodOneArg(self, NAME(cfg, _ring_data_slow),
@@ -556,11 +546,12 @@ out:
 }
 
 /*
- * The ring reader's poll mode: the socket is readable, so read it as
- * _read_ready() does.  *@nread: the bytes read, 0 if none were there (no
- * EOF), -1 otherwise (EOF, an error, or another kind of protocol read
- * through its own _read_ready_cb).  Returns None, or NULL with an
- * exception set.
+ * _read_ready(), also the ring reader's poll mode: the socket is
+ * readable, so self._read_ready_cb(), without a call for asyncio's choice
+ * for a Protocol (set_protocol()).  *@nread: the bytes read, 0 if none
+ * were there (no EOF), -1 otherwise (EOF, an error, or another kind of
+ * protocol read through its own _read_ready_cb).  Returns None, or NULL
+ * with an exception set.
  */
 PyObject *
 cev_transport_ring_readable(cev_transport_config *cfg, PyObject *self,
@@ -575,9 +566,7 @@ cev_transport_ring_readable(cev_transport_config *cfg, PyObject *self,
         Py_XDECREF(dict);
         return NULL;
     }
-    if (PyCFunction_Check(cb) && PyCFunction_GET_SELF(cb) == self &&
-        PyCFunction_GET_FUNCTION(cb) ==
-        CEV_METH(transport_read_ready__data_received)) {
+    if (transport_cb_is_plain(self, cb)) {
         res = transport_data_received(cfg, self, dict, nread);
     }
     else {
