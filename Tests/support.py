@@ -11,6 +11,7 @@ import gc
 import os
 import select
 import signal
+import socket
 import threading
 import time
 
@@ -410,3 +411,42 @@ def checked_loop(backend):
     del lp
     gc.collect()
     assert _cevent._live_counts() == before
+
+
+def run(loop, coro, timeout=10.0):
+    """``coro`` to completion on ``loop``, within ``timeout`` seconds
+    (times CEVENT_TEST_TIMEOUT_MULTIPLIER)."""
+    return loop.run_until_complete(asyncio.wait_for(coro, scaled(timeout)))
+
+
+class Recorder(asyncio.Protocol):
+    """Keeps what the transport reports; ``eof_received()`` returns
+    ``keep_open`` (False: asyncio closes the transport)."""
+
+    def __init__(self):
+        self.chunks = []
+        self.eof = False
+        self.keep_open = False
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def data(self):
+        return b"".join(self.chunks)
+
+    def data_received(self, data):
+        self.chunks.append(data)
+
+    def eof_received(self):
+        self.eof = True
+        return self.keep_open
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+async def accepted(loop, protocol=Recorder):
+    """A transport of ``loop`` on one end of a socketpair, its protocol and
+    the other end (non-blocking)."""
+    a, b = socket.socketpair()
+    b.setblocking(False)
+    transport, proto = await loop.connect_accepted_socket(protocol, a)
+    return transport, proto, b

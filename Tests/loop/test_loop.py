@@ -26,16 +26,12 @@ import pytest
 
 import cevent
 from cevent import _cevent
-from support import checked_loop, scaled
+from support import checked_loop, run, scaled
 
 
 @pytest.fixture
 def loop(backend):
     yield from checked_loop(backend)
-
-
-def run(loop, coro, timeout=10.0):
-    return loop.run_until_complete(asyncio.wait_for(coro, scaled(timeout)))
 
 
 # ---- clock and timers -----------------------------------------------------

@@ -7,7 +7,7 @@ what the ring adds: nothing read is lost across pause_reading(), close()
 and a change of protocol; errors and EOF surface as asyncio's; requests
 in flight keep the reader (and its buffer) alive until they complete or
 the loop closes.  CPython's asyncio tests also run on it
-(``CEVENT_COMPAT_BACKEND=io_uring``, see .ci/run).
+(test_asyncio_compat_io_uring.py).
 """
 
 import asyncio
@@ -21,7 +21,7 @@ import pytest
 
 import cevent
 from cevent import _asyncio_layout
-from support import checked_loop, scaled
+from support import Recorder, accepted, checked_loop, run, scaled
 
 pytestmark = pytest.mark.skipif(
     "io_uring" not in cevent.backends() or
@@ -32,39 +32,6 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 def loop():
     yield from checked_loop("io_uring")
-
-
-def run(loop, coro, timeout=10.0):
-    return loop.run_until_complete(asyncio.wait_for(coro, scaled(timeout)))
-
-
-class Recorder(asyncio.Protocol):
-    def __init__(self):
-        self.chunks = []
-        self.eof = False
-        self.keep_open = False
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def data(self):
-        return b"".join(self.chunks)
-
-    def data_received(self, data):
-        self.chunks.append(data)
-
-    def eof_received(self):
-        self.eof = True
-        return self.keep_open
-
-    def connection_lost(self, exc):
-        if not self.lost.done():
-            self.lost.set_result(exc)
-
-
-async def accepted(loop, protocol=Recorder):
-    a, b = socket.socketpair()
-    b.setblocking(False)
-    transport, proto = await loop.connect_accepted_socket(protocol, a)
-    return transport, proto, b
 
 
 async def until(cond, what="condition"):

@@ -19,16 +19,12 @@ import threading
 import pytest
 
 from cevent._cevent import _sock_recv_nowait
-from support import checked_loop, scaled
+from support import checked_loop, run, scaled
 
 
 @pytest.fixture
 def loop(backend):
     yield from checked_loop(backend)
-
-
-def run(loop, coro, timeout=10.0):
-    return loop.run_until_complete(asyncio.wait_for(coro, scaled(timeout)))
 
 
 def reader_of(loop, fd):

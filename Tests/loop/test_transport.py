@@ -19,44 +19,10 @@ import pytest
 
 from cevent import _cevent
 from cevent._loop import _SocketTransport
-from support import scaled
+from support import Recorder, accepted, run, scaled
 
 # C code with reference counting of its own: run under memcheck too.
 pytestmark = pytest.mark.valgrind
-
-
-def run(loop, coro, timeout=10.0):
-    return loop.run_until_complete(asyncio.wait_for(coro, scaled(timeout)))
-
-
-class Recorder(asyncio.Protocol):
-    """Keeps what the transport reports."""
-
-    def __init__(self):
-        self.chunks = []
-        self.eof = False
-        self.lost = asyncio.get_running_loop().create_future()
-
-    def data(self):
-        return b"".join(self.chunks)
-
-    def data_received(self, data):
-        self.chunks.append(data)
-
-    def eof_received(self):
-        self.eof = True
-
-    def connection_lost(self, exc):
-        self.lost.set_result(exc)
-
-
-async def accepted(loop, protocol=Recorder):
-    """A transport of ``loop`` on one end of a socketpair, its protocol and
-    the other end (non-blocking)."""
-    a, b = socket.socketpair()
-    b.setblocking(False)
-    transport, proto = await loop.connect_accepted_socket(protocol, a)
-    return transport, proto, b
 
 
 async def receive(loop, sock, size):
