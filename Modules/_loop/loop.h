@@ -230,6 +230,7 @@ PyObject *cev_transport_ring_result(cev_transport_config *cfg,
                                     int res, bool full, int *err);
 PyObject *cev_transport_ring_readable(cev_transport_config *cfg,
                                       PyObject *self, Py_ssize_t *nread);
+Py_ssize_t cev_transport_max_size(cev_transport_config *cfg, PyObject *self);
 void cev_transport_state_clear(cev_transport_config *cfg);
 void cev_transport_state_free(cev_transport_config *cfg);
 

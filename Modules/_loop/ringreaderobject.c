@@ -151,20 +151,15 @@ ringreader_usable(RingReaderObject *self)
 static unsigned
 ringreader_recv_size(RingReaderObject *self)
 {
-    PyObject *value, *exc_type, *exc_value, *exc_tb;
-    Py_ssize_t max_size = -1;
+    PyObject *exc_type, *exc_value, *exc_tb;
+    Py_ssize_t max_size;
 
     if (self->transport == NULL) {
         return RING_RECV_SIZE;
     }
     /* The caller may be passing on an exception from data_received() */
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    value = PyObject_GetAttr(self->transport,
-                             self->tcfg->names[CEV_TN_max_size]);
-    if (value != NULL && PyLong_Check(value)) {
-        max_size = PyLong_AsSsize_t(value);
-    }
-    Py_XDECREF(value);
+    max_size = cev_transport_max_size(self->tcfg, self->transport);
     PyErr_Clear();
     PyErr_Restore(exc_type, exc_value, exc_tb);
     if (max_size <= 0 || max_size > RING_RECV_SIZE) {
@@ -237,7 +232,7 @@ static int
 ringreader_deliver_held(RingReaderObject *self)
 {
     PyObject *transport, *res;
-    unsigned off;
+    unsigned off, limit;
     int n, err = 0, rc = 0;
     bool full;
 
@@ -251,14 +246,14 @@ ringreader_deliver_held(RingReaderObject *self)
     off = self->held_off;
     n = self->held_res - (int)off;
     full = off == 0 && n > 0 && (unsigned)n == self->recv_size;
-    if (n > 0 && (unsigned)n > ringreader_recv_size(self)) {
+    if (n > 0 && (unsigned)n > (limit = ringreader_recv_size(self))) {
         /*
          * max_size went down while the request was in flight: as many
          * reads of max_size as asyncio would make, the rest from the
          * ready queue.
          */
-        n = (int)ringreader_recv_size(self);
-        self->held_off += (unsigned)n;
+        n = (int)limit;
+        self->held_off += limit;
     }
     else {
         self->held = false;

@@ -341,6 +341,60 @@ transport_cb_is_plain(PyObject *self, PyObject *cb)
 }
 
 /*
+ * self.max_size (asyncio reads at most that much at a time): 0 if it is
+ * not a positive int, -1 with an exception set if it cannot be read.
+ */
+static Py_ssize_t
+transport_max_size(cev_transport_config *cfg, PyObject *self, PyObject *dict)
+{
+    PyObject *value = transport_attr(self, dict, NAME(cfg, max_size));
+    Py_ssize_t max_size;
+
+    if (value == NULL) {
+        return -1;
+    }
+    max_size = PyLong_Check(value) ? PyLong_AsSsize_t(value) : 0;
+    Py_DECREF(value);
+    if (max_size <= 0) {
+        PyErr_Clear();          /* an overflowing int: not asyncio's */
+        return 0;
+    }
+    return max_size;
+}
+
+Py_ssize_t
+cev_transport_max_size(cev_transport_config *cfg, PyObject *self)
+{
+    return transport_max_size(cfg, self, NULL);
+}
+
+/*
+ * protocol.data_received(@data), as asyncio's reads call it: any exception
+ * but SystemExit and KeyboardInterrupt goes to _fatal_error().  Returns
+ * None, or NULL with an exception set.
+ */
+static PyObject *
+transport_pass_data(cev_transport_config *cfg, PyObject *self,
+                    PyObject *dict, PyObject *data)
+{
+    PyObject *protocol, *res;
+
+    protocol = transport_attr(self, dict, NAME(cfg, _protocol));
+    if (protocol == NULL) {
+        return NULL;
+    }
+    res = PyObject_CallMethodOneArg(protocol, NAME(cfg, data_received),
+                                    data);
+    Py_DECREF(protocol);
+    if (res == NULL) {
+        return transport_fatal_error(
+            cfg, self, "Fatal error: protocol.data_received() call failed.");
+    }
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+/*
  * What _read_ready__data_received() does, with @dict the instance dict of
  * @self (or NULL).  *@nread (if not NULL) is set to what recv() returned,
  * or -1 when no recv() was made here or it failed.
@@ -349,7 +403,7 @@ static PyObject *
 transport_data_received(cev_transport_config *cfg, PyObject *self,
                         PyObject *dict, Py_ssize_t *nread)
 {
-    PyObject *value, *data, *protocol, *res;
+    PyObject *data, *res;
     Py_ssize_t max_size, n, unused;
     int conn_lost, fd;
 
@@ -362,15 +416,12 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
     if (conn_lost != 0) {
         return conn_lost < 0 ? NULL : Py_NewRef(Py_None);
     }
-    value = transport_attr(self, dict, NAME(cfg, max_size));
-    if (value == NULL) {
+    max_size = transport_max_size(cfg, self, dict);
+    if (max_size < 0) {
         return NULL;
     }
-    max_size = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
-    Py_DECREF(value);
-    if (max_size <= 0 || max_size > TRANSPORT_RECV_MAX) {
-        /* Not what asyncio sets (or an error): asyncio's own path. */
-        PyErr_Clear();
+    if (max_size == 0 || max_size > TRANSPORT_RECV_MAX) {
+        /* Not what asyncio sets: asyncio's own path. */
         return PyObject_CallMethodNoArgs(
             self, NAME(cfg, _read_ready__data_received_slow));
     }
@@ -401,21 +452,63 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
     if (data == NULL) {
         return NULL;
     }
-    protocol = transport_attr(self, dict, NAME(cfg, _protocol));
-    if (protocol == NULL) {
-        Py_DECREF(data);
+    res = transport_pass_data(cfg, self, dict, data);
+    Py_DECREF(data);
+    return res;
+}
+
+/*
+ * The bytes of a ring read that filled its buffer (@res bytes at @buf)
+ * and, when the transport's max_size allows more, what one non-blocking
+ * recv() finds after them: the read asyncio would have made, in one bytes
+ * object.  The recv() goes into the shared read buffer.  Its error (an
+ * errno, not EAGAIN) is the next read's, as in asyncio: it is stored in
+ * *@err for the reader to deliver next.
+ */
+static PyObject *
+transport_ring_bytes(cev_transport_config *cfg, PyObject *self,
+                     PyObject *dict, const char *buf, int res, bool full,
+                     int *err)
+{
+    PyObject *data;
+    Py_ssize_t max_size;
+    ssize_t more = 0;
+    int fd;
+
+    if (!full) {
+        return PyBytes_FromStringAndSize(buf, res);
+    }
+    max_size = transport_max_size(cfg, self, dict);
+    if (max_size < 0) {
         return NULL;
     }
-    res = PyObject_CallMethodOneArg(protocol, NAME(cfg, data_received),
-                                    data);
-    Py_DECREF(protocol);
-    Py_DECREF(data);
-    if (res == NULL) {
-        return transport_fatal_error(
-            cfg, self, "Fatal error: protocol.data_received() call failed.");
+    if (max_size > TRANSPORT_RECV_MAX) {
+        max_size = TRANSPORT_RECV_MAX;
     }
-    Py_DECREF(res);
-    Py_RETURN_NONE;
+    if (max_size > res) {
+        /* No buffer or no socket: the bytes read so far, the rest later */
+        if (transport_recv_buf(cfg) == NULL ||
+            (fd = transport_sock_fd(cfg, self, dict)) < 0) {
+            PyErr_Clear();
+        }
+        else {
+            more = recv(fd, cfg->recv_buf, (size_t)(max_size - res),
+                        MSG_DONTWAIT);
+            if (more < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+                errno != EINTR) {
+                *err = errno;
+            }
+        }
+    }
+    if (more <= 0) {
+        return PyBytes_FromStringAndSize(buf, res);
+    }
+    data = PyBytes_FromStringAndSize(NULL, res + more);
+    if (data != NULL) {
+        memcpy(PyBytes_AS_STRING(data), buf, (size_t)res);
+        memcpy(PyBytes_AS_STRING(data) + res, cfg->recv_buf, (size_t)more);
+    }
+    return data;
 }
 
 /*
@@ -432,65 +525,11 @@ transport_data_received(cev_transport_config *cfg, PyObject *self,
  * set (SystemExit and KeyboardInterrupt, or a failure of the transport's
  * own methods).
  */
-/*
- * The bytes of a ring read that filled its buffer (@res bytes at @buf)
- * and, when the transport's max_size allows more, what one non-blocking
- * recv() finds after them: the read asyncio would have made, in one bytes
- * object.  The recv() goes into the shared read buffer.  Its error (an
- * errno, not EAGAIN) is the next read's, as in asyncio: it is stored in
- * *@err for the reader to deliver next.
- */
-static PyObject *
-transport_ring_bytes(cev_transport_config *cfg, PyObject *self,
-                     PyObject *dict, const char *buf, int res, bool full,
-                     int *err)
-{
-    PyObject *value, *data;
-    Py_ssize_t max_size;
-    ssize_t more = 0;
-    int fd;
-
-    if (!full) {
-        return PyBytes_FromStringAndSize(buf, res);
-    }
-    value = transport_attr(self, dict, NAME(cfg, max_size));
-    if (value == NULL) {
-        return NULL;
-    }
-    max_size = PyLong_Check(value) ? PyLong_AsSsize_t(value) : -1;
-    Py_DECREF(value);
-    PyErr_Clear();
-    if (max_size > TRANSPORT_RECV_MAX) {
-        max_size = TRANSPORT_RECV_MAX;
-    }
-    if (max_size > res && transport_recv_buf(cfg) != NULL) {
-        fd = transport_sock_fd(cfg, self, dict);
-        if (fd >= 0) {
-            more = recv(fd, cfg->recv_buf, (size_t)(max_size - res),
-                        MSG_DONTWAIT);
-            if (more < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                errno != EINTR) {
-                *err = errno;
-            }
-        }
-    }
-    PyErr_Clear();
-    if (more <= 0) {
-        return PyBytes_FromStringAndSize(buf, res);
-    }
-    data = PyBytes_FromStringAndSize(NULL, res + more);
-    if (data != NULL) {
-        memcpy(PyBytes_AS_STRING(data), buf, (size_t)res);
-        memcpy(PyBytes_AS_STRING(data) + res, cfg->recv_buf, (size_t)more);
-    }
-    return data;
-}
-
 PyObject *
 cev_transport_ring_result(cev_transport_config *cfg, PyObject *self,
                           const char *buf, int res, bool full, int *err)
 {
-    PyObject *dict, *cb, *data, *protocol, *ret = NULL;
+    PyObject *dict, *cb, *data, *ret = NULL;
     int conn_lost;
     bool plain;
 
@@ -522,24 +561,14 @@ cev_transport_ring_result(cev_transport_config *cfg, PyObject *self,
     }
     plain = transport_cb_is_plain(self, cb);
     Py_DECREF(cb);
-    if (!plain) {
+    if (plain) {
+        ret = transport_pass_data(cfg, self, dict, data);
+    }
+    else {
         ret = PyObject_CallMethodOneArg(self, NAME(cfg, _ring_data_slow),
                                         data);
-        Py_DECREF(data);
-        goto out;
     }
-    protocol = transport_attr(self, dict, NAME(cfg, _protocol));
-    if (protocol == NULL) {
-        Py_DECREF(data);
-        goto out;
-    }
-    ret = PyObject_CallMethodOneArg(protocol, NAME(cfg, data_received), data);
-    Py_DECREF(protocol);
     Py_DECREF(data);
-    if (ret == NULL) {
-        ret = transport_fatal_error(
-            cfg, self, "Fatal error: protocol.data_received() call failed.");
-    }
 out:
     Py_XDECREF(dict);
     return ret;
