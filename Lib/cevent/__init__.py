@@ -13,6 +13,8 @@ See the README's "Source layout" for where each lives.
 """
 
 import os as _os
+import sys as _sys
+from typing import Any as _Any
 
 from ._version import __version__
 from ._cevent import (
@@ -36,7 +38,24 @@ from ._cevent import (
     unavailable_backends,
 )
 from ._iothread import IOThread
-from ._loop import EventLoopPolicy, Loop, new_event_loop, run
+from ._loop import Loop, new_event_loop, run
+
+if _sys.version_info < (3, 14):
+    from ._loop import EventLoopPolicy
+else:
+    def __getattr__(name: str) -> _Any:
+        # asyncio's policy system is deprecated from 3.14 and gone in 3.16:
+        # cevent.EventLoopPolicy warns as asyncio.DefaultEventLoopPolicy
+        # does, and is gone where that is.
+        if name == "EventLoopPolicy" and _sys.version_info < (3, 16):
+            import warnings
+
+            from . import _loop
+
+            warnings._deprecated(  # type: ignore[attr-defined]
+                "cevent.EventLoopPolicy", remove=(3, 16))
+            return _loop.EventLoopPolicy
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_include() -> str:
@@ -58,7 +77,6 @@ __all__ = [
     "IOThread",
     "Loop",
     "new_event_loop",
-    "EventLoopPolicy",
     "run",
     "backends",
     "unavailable_backends",
@@ -72,3 +90,5 @@ __all__ = [
     "SCALE_MS",
     "get_include",
 ]
+if _sys.version_info < (3, 14):
+    __all__.append("EventLoopPolicy")

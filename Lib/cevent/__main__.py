@@ -25,12 +25,14 @@ _IORING_FEATURES = {1 << i: name for i, name in enumerate([
 ])}
 _IORING_FEAT_NO_IOWAIT = 1 << 17
 
-#: IORING_SETUP_* bits cevent may ask for (Modules/fdmon-io_uring.c).
+#: IORING_SETUP_* bits cevent may ask for (Modules/fdmon-io_uring.c), and
+#: NO_SQARRAY, which liburing 2.6+ adds by itself where the kernel has it.
 _IORING_SETUP_FLAGS = {
     1 << 8: "COOP_TASKRUN",
     1 << 9: "TASKRUN_FLAG",
     1 << 12: "SINGLE_ISSUER",
     1 << 13: "DEFER_TASKRUN",
+    1 << 16: "NO_SQARRAY",
 }
 
 PING_PONG_ROUNDS = 10_000

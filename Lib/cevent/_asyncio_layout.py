@@ -33,6 +33,7 @@ Python code for it (still correct, slower) and says so once, with a
 
 from __future__ import annotations
 
+import inspect
 import os
 import selectors
 import types
@@ -74,6 +75,19 @@ _TRANSPORT_INSTANCE = ("_read_ready_cb", "_conn_lost", "_sock_fd",
                        "_protocol", "_eof", "_empty_waiter", "_buffer")
 _TRANSPORT_CLASS = ("max_size", "_fatal_error", "_read_ready__on_eof",
                     "_read_ready__data_received", "_read_ready", "write")
+
+#: asyncio 3.14's call_soon_threadsafe() returns this Handle subclass, whose
+#: lock keeps a cancel() from another thread from racing the handle's run;
+#: where it exists, cevent.Loop schedules thread-safe callbacks with
+#: asyncio's own method (so the handle is asyncio's), and its C core runs
+#: the handle through its own _run (a Handle subclass).  None before 3.14.
+THREADSAFE_HANDLE: type | None = getattr(events, "_ThreadSafeHandle", None)
+
+#: asyncio 3.15's transports take the context their callbacks run in
+#: (``create_connection(context=...)`` and its siblings), kept as
+#: ``_context`` (None: each callback copies the current one, as before).
+TRANSPORT_CONTEXT = "context" in inspect.signature(
+    selector_events._SelectorSocketTransport.__init__).parameters
 
 #: BaseEventLoop's attributes that _LoopCore keeps itself.
 LOOP_ATTRS = ("_ready", "_scheduled", "_stopping", "_closed", "_debug",
@@ -228,4 +242,5 @@ C_LAYOUT: dict[str, Any] = {
     "transport_attrs": TRANSPORT_ATTRS,
 }
 
-__all__ = ["PIECES", "NATIVE", "MISMATCHES", "C_LAYOUT", "check"]
+__all__ = ["PIECES", "NATIVE", "MISMATCHES", "C_LAYOUT", "THREADSAFE_HANDLE",
+           "TRANSPORT_CONTEXT", "check"]

@@ -24,6 +24,7 @@ subprocesses, signals, executors, sendfile, ...) driven by a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import math
 import selectors
@@ -52,7 +53,9 @@ from ._cevent import (
     backends,
 )
 
-__all__ = ["Loop", "EventLoopPolicy", "new_event_loop", "run"]
+__all__ = ["Loop", "new_event_loop", "run"]
+if sys.version_info < (3, 14):
+    __all__.append("EventLoopPolicy")
 
 _T = TypeVar("_T")
 
@@ -469,10 +472,16 @@ class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
 
     def __init__(self, loop: Any, sock: Any, protocol: Any,
                  waiter: Any = None, extra: Any = None,
-                 server: Any = None) -> None:
+                 server: Any = None, context: Context | None = None) -> None:
         if loop._ring_reads:
             self._ring_reader = loop._new_ring_reader(self, sock.fileno())
-        super().__init__(loop, sock, protocol, waiter, extra, server)
+        if _asyncio_layout.TRANSPORT_CONTEXT:
+            super().__init__(loop, sock, protocol, waiter, extra, server,
+                             context=context)
+        elif context is not None:
+            raise TypeError("a transport context needs Python 3.15")
+        else:
+            super().__init__(loop, sock, protocol, waiter, extra, server)
 
     def _ring_wanted(self, callback: Any, args: tuple[Any, ...]) -> bool:
         return (self._ring_reader is not None and not args
@@ -488,7 +497,10 @@ class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
             return
         if not self.is_reading():
             return
-        self._loop._ring_start(fd, self._ring_reader)
+        # The context asyncio's reader handle would run in: the
+        # transport's (3.15), else a copy of the current one.
+        context = self.__dict__.get("_context") or contextvars.copy_context()
+        self._loop._ring_start(fd, self._ring_reader, context)
 
     def set_protocol(self, protocol: Any) -> None:
         loop = self._loop   # None once the connection is lost
@@ -656,8 +668,10 @@ class Loop(_LoopBase,  # type: ignore[misc]
 
     def _make_socket_transport(
             self, sock: Any, protocol: Any, waiter: Any = None, *,
-            extra: Any = None, server: Any = None) -> _SocketTransport:
-        return _SocketTransport(self, sock, protocol, waiter, extra, server)
+            extra: Any = None, server: Any = None,
+            context: Context | None = None) -> _SocketTransport:
+        return _SocketTransport(self, sock, protocol, waiter, extra, server,
+                                context)
 
     def close(self) -> None:
         super().close()
@@ -676,9 +690,9 @@ class Loop(_LoopBase,  # type: ignore[misc]
         self._ring_readers.add(reader)
         return reader
 
-    def _ring_start(self, fd: int, reader: Any) -> None:
+    def _ring_start(self, fd: int, reader: Any, context: Context) -> None:
         self._ring_active[fd] = reader
-        reader.start()
+        reader.start(context)
 
     def _remove_reader(self, fd: Any) -> bool:
         reader = self._ring_active.pop(fd, None)
@@ -686,6 +700,12 @@ class Loop(_LoopBase,  # type: ignore[misc]
             reader.stop()
             return True
         return bool(super()._remove_reader(fd))
+
+    if _asyncio_layout.THREADSAFE_HANDLE is not None:
+        # asyncio's method: its handle locks against a cancel() from another
+        # thread; it wakes the loop through _write_to_self() below.
+        call_soon_threadsafe = (  # type: ignore[assignment]
+            base_events.BaseEventLoop.call_soon_threadsafe)
 
     def _write_to_self(self) -> None:
         # call_soon_threadsafe's wake-up: aio_notify, thread-safe and
@@ -734,19 +754,33 @@ def new_event_loop(*, backend: str | None = None) -> Loop:
     return Loop(backend=backend)
 
 
-class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):
-    """asyncio's default Unix policy (child watchers included) whose loops
-    are :class:`Loop` objects::
+#: asyncio deprecates its policy system in 3.14 (the names
+#: ``asyncio.DefaultEventLoopPolicy``, ``get_event_loop_policy()`` and
+#: ``set_event_loop_policy()`` warn) and removes it in 3.16.
+#: ``cevent.EventLoopPolicy`` follows: from 3.14 its name warns as asyncio's
+#: do (``cevent.__getattr__``), and from 3.16 it is gone.
+POLICY_DEPRECATED = sys.version_info >= (3, 14)
 
-        asyncio.set_event_loop_policy(cevent.EventLoopPolicy())
-    """
+if sys.version_info < (3, 16):
+    class EventLoopPolicy(unix_events._UnixDefaultEventLoopPolicy):
+        """asyncio's default Unix policy (with its child watchers up to
+        3.13) whose loops are :class:`Loop` objects::
 
-    def __init__(self, *, backend: str | None = None) -> None:
-        super().__init__()
-        self._backend = backend
+            asyncio.set_event_loop_policy(cevent.EventLoopPolicy())
 
-    def _loop_factory(self) -> Loop:
-        return Loop(backend=self._backend)
+        Deprecated from Python 3.14, as asyncio's policies are: use
+        ``cevent.run(main)`` or ``asyncio.run(main,
+        loop_factory=cevent.new_event_loop)``.
+        """
+
+        def __init__(self, *, backend: str | None = None) -> None:
+            super().__init__()
+            self._backend = backend
+
+        def _loop_factory(self) -> Loop:
+            return Loop(backend=self._backend)
+
+    EventLoopPolicy.__module__ = "cevent"
 
 
 def run(main: Coroutine[Any, Any, _T], *,
@@ -778,6 +812,6 @@ def run(main: Coroutine[Any, Any, _T], *,
 
 
 # Keep the names users see in tracebacks and reprs short.
-for _obj in (Loop, EventLoopPolicy, new_event_loop, run):
+for _obj in (Loop, new_event_loop, run):
     _obj.__module__ = "cevent"
 del _obj

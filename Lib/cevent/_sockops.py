@@ -32,6 +32,7 @@ from __future__ import annotations
 import selectors
 import socket
 from asyncio import events
+from contextvars import Context
 from typing import Any, Callable
 
 from ._cevent import _sock_recv_nowait as _recv_nowait
@@ -88,8 +89,9 @@ class SockOps:
 
     def _add_handle(self, fd: int, event: int,
                     callback: Callable[..., object],
-                    args: tuple[Any, ...]) -> events.Handle:
-        handle = events.Handle(callback, args, self, None)  # type: ignore
+                    args: tuple[Any, ...],
+                    context: Context | None = None) -> events.Handle:
+        handle = events.Handle(callback, args, self, context)  # type: ignore
         self._install_handle(fd, event, handle)
         return handle
 
@@ -111,20 +113,31 @@ class SockOps:
         old.cancel()
         return True
 
+    # context: asyncio 3.15's transports pass theirs.
     def _add_reader(self, fd: Any, callback: Callable[..., object],
-                    *args: Any) -> events.Handle:
+                    *args: Any,
+                    context: Context | None = None) -> events.Handle:
         if type(fd) is int:
-            return self._add_handle(fd, _EVENT_READ, callback, args)
-        handle: events.Handle = super()._add_reader(  # type: ignore[misc]
-            fd, callback, *args)
+            return self._add_handle(fd, _EVENT_READ, callback, args, context)
+        if context is not None:
+            handle: events.Handle = super()._add_reader(  # type: ignore[misc]
+                fd, callback, *args, context=context)
+        else:
+            handle = super()._add_reader(  # type: ignore[misc]
+                fd, callback, *args)
         return handle
 
     def _add_writer(self, fd: Any, callback: Callable[..., object],
-                    *args: Any) -> events.Handle:
+                    *args: Any,
+                    context: Context | None = None) -> events.Handle:
         if type(fd) is int:
-            return self._add_handle(fd, _EVENT_WRITE, callback, args)
-        handle: events.Handle = super()._add_writer(  # type: ignore[misc]
-            fd, callback, *args)
+            return self._add_handle(fd, _EVENT_WRITE, callback, args, context)
+        if context is not None:
+            handle: events.Handle = super()._add_writer(  # type: ignore[misc]
+                fd, callback, *args, context=context)
+        else:
+            handle = super()._add_writer(  # type: ignore[misc]
+                fd, callback, *args)
         return handle
 
     def _remove_reader(self, fd: Any) -> bool:

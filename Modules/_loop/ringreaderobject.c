@@ -67,6 +67,9 @@ typedef struct {
     PyObject *transport;        /* the socket transport read for */
     PyObject *loop;             /* its loop (a _LoopCore) */
     ContextObject *context;     /* the loop's context */
+    PyObject *pycontext;        /* the contextvars.Context to deliver in,
+                                 * as the reader handle asyncio would have
+                                 * made (start()); NULL: the current one */
     cev_transport_config *tcfg; /* the module's (the type holds it) */
     cev_loop_config *lcfg;
     int fd;
@@ -316,7 +319,7 @@ ringreader_queue(RingReaderObject *self)
         return -1;
     }
     handle = loopcore_make_handle(self->lcfg, self->lcfg->handle_type,
-                                  self->loop, method, args, NULL);
+                                  self->loop, method, args, self->pycontext);
     Py_DECREF(args);
     Py_DECREF(method);
     if (handle == NULL) {
@@ -345,7 +348,19 @@ ringreader_ready(RingReaderObject *self)
         rc = -1;
     }
     else if (inline_io && !self->queued) {
-        rc = ringreader_deliver_held(self);
+        /* in the context the reader handle would run in */
+        PyObject *ctx = Py_XNewRef(self->pycontext);
+
+        if (ctx != NULL && PyContext_Enter(ctx) < 0) {
+            rc = -1;        /* "cannot enter context", as Context.run */
+        }
+        else {
+            rc = ringreader_deliver_held(self);
+            if (ctx != NULL && PyContext_Exit(ctx) < 0) {
+                rc = -1;
+            }
+        }
+        Py_XDECREF(ctx);
     }
     else {
         rc = ringreader_queue(self);
@@ -467,6 +482,7 @@ ringreader_traverse(RingReaderObject *self, visitproc visit, void *arg)
     Py_VISIT(self->transport);
     Py_VISIT(self->loop);
     Py_VISIT((PyObject *)self->context);
+    Py_VISIT(self->pycontext);
     return 0;
 }
 
@@ -476,6 +492,7 @@ ringreader_clear(RingReaderObject *self)
     Py_CLEAR(self->transport);
     Py_CLEAR(self->loop);
     Py_CLEAR(self->context);
+    Py_CLEAR(self->pycontext);
     return 0;
 }
 
@@ -495,13 +512,32 @@ ringreader_dealloc(RingReaderObject *self)
 }
 
 PyDoc_STRVAR(ringreader_start_doc,
-"start($self, /)\n--\n\n"
+"start($self, context=None, /)\n--\n\n"
 "Read: queue a recv request, or deliver (from the ready queue) what a\n"
-"request completed with while reading was stopped.");
+"request completed with while reading was stopped.  What is read is\n"
+"delivered inside the contextvars.Context context (None: the current\n"
+"one at each delivery), as asyncio runs its reader handle.");
 
 static PyObject *
-ringreader_start(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+ringreader_start(RingReaderObject *self, PyObject *const *args,
+                 Py_ssize_t nargs)
 {
+    PyObject *context = Py_None;
+
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "start() takes at most 1 argument (%zd given)", nargs);
+        return NULL;
+    }
+    if (nargs == 1) {
+        context = args[0];
+    }
+    if (context != Py_None && !PyContext_CheckExact(context)) {
+        PyErr_Format(PyExc_TypeError,
+                     "start(): context must be a contextvars.Context or "
+                     "None, not %.200s", Py_TYPE(context)->tp_name);
+        return NULL;
+    }
     if (self->context != NULL &&
         cev_context_check_process(self->context) < 0) {
         return NULL;
@@ -511,6 +547,8 @@ ringreader_start(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
                         "the loop's context is closed");
         return NULL;
     }
+    Py_XSETREF(self->pycontext,
+               context == Py_None ? NULL : Py_NewRef(context));
     self->want = true;
     self->flushing = false;
     if (self->held) {
@@ -620,7 +658,8 @@ ringreader_get_state(RingReaderObject *self, void *Py_UNUSED(closure))
 }
 
 static PyMethodDef ringreader_methods[] = {
-    RINGREADER_METHOD(start, ringreader_start_doc),
+    {"start", (PyCFunction)(void (*)(void))ringreader_start, METH_FASTCALL,
+     ringreader_start_doc},
     RINGREADER_METHOD(stop, ringreader_stop_doc),
     RINGREADER_METHOD(flush, ringreader_flush_doc),
     RINGREADER_METHOD(_deliver, ringreader__deliver_doc),

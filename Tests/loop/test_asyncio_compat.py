@@ -27,12 +27,14 @@ compare pass rates (uvloop is not a test dependency otherwise);
 """
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import os
 import re
 import sys
 import unittest
+import warnings
 
 import pytest
 
@@ -96,7 +98,9 @@ elif LOOP == "cevent":
     def new_loop():
         return cevent.new_event_loop(backend=BACKEND)
 
-    Policy = functools.partial(cevent.EventLoopPolicy, backend=BACKEND)
+    # cevent._loop's name: cevent.EventLoopPolicy warns from 3.14, as
+    # asyncio's policy names do.
+    Policy = functools.partial(cevent._loop.EventLoopPolicy, backend=BACKEND)
     LOOP_TYPE = cevent.Loop
 else:  # pragma: no cover
     raise ValueError(f"CEVENT_COMPAT_LOOP={LOOP!r}: cevent or uvloop")
@@ -111,13 +115,24 @@ def _policy():
     previous test's ``test_utils.TestCase.tearDown`` called
     ``set_event_loop(None)``; some tests rely on it (from 3.12, the policy's
     get_event_loop() raises RuntimeError rather than warn and make a loop).
-    A new policy per test starts from that same state."""
-    asyncio.set_event_loop_policy(Policy())
+    A new policy per test starts from that same state.  The policy system
+    is deprecated from 3.14; CPython's own tests set it all the same."""
+    with _policy_api():
+        asyncio.set_event_loop_policy(Policy())
     asyncio.set_event_loop(None)
     try:
         yield
     finally:
-        asyncio.set_event_loop_policy(None)
+        with _policy_api():
+            asyncio.set_event_loop_policy(None)
+
+
+@contextlib.contextmanager
+def _policy_api():
+    with warnings.catch_warnings():
+        if sys.version_info >= (3, 14):
+            warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 # --------------------------------------------------------------------------
@@ -294,9 +309,12 @@ def _replace_selector_loop_setup(stdlib_cls):
 # --------------------------------------------------------------------------
 # test_events
 
+# 3.14 removed the Unix mixin (it set up child watchers) and kept its
+# tests in EventLoopTestsMixin.
 @compat
 class Events_EventLoopTests(_LoopUnderTest,
-                            test_events.UnixEventLoopTestsMixin,
+                            getattr(test_events, "UnixEventLoopTestsMixin",
+                                    test_events.EventLoopTestsMixin),
                             test_events.SubprocessTestsMixin,
                             test_utils.TestCase):
     if LOOP == "uvloop":
@@ -417,7 +435,9 @@ class UnixEvents_TestFunctional(_LoopUnderTest,
 # --------------------------------------------------------------------------
 # test_subprocess: the policy makes the loop; the child watcher is the
 # stdlib's.  ThreadedChildWatcher is 3.11's default; SafeChildWatcher
-# exercises the SIGCHLD path (add_signal_handler).
+# exercises the SIGCHLD path (add_signal_handler).  3.14 removed child
+# watchers: the loop watches its children with a pidfd, or with a thread
+# where pidfds are missing (the threaded tests force that).
 
 @compat
 class Subprocess_ThreadedWatcherTests(
@@ -425,16 +445,21 @@ class Subprocess_ThreadedWatcherTests(
     pass
 
 
-@compat
-class Subprocess_SafeWatcherTests(
-        _LoopUnderTest, test_subprocess.SubprocessSafeWatcherTests):
-    pass
+if sys.version_info < (3, 14):
+    @compat
+    class Subprocess_SafeWatcherTests(
+            _LoopUnderTest, test_subprocess.SubprocessSafeWatcherTests):
+        pass
 
-
-@compat
-class Subprocess_GenericWatcherTests(_LoopUnderTest,
-                                     test_subprocess.GenericWatcherTests):
-    pass
+    @compat
+    class Subprocess_GenericWatcherTests(
+            _LoopUnderTest, test_subprocess.GenericWatcherTests):
+        pass
+else:
+    @compat
+    class Subprocess_PidfdWatcherTests(
+            _LoopUnderTest, test_subprocess.SubprocessPidfdWatcherTests):
+        pass
 
 
 # --------------------------------------------------------------------------

@@ -1,24 +1,22 @@
-"""cevent's asyncio face (cevent.Loop, new_event_loop, EventLoopPolicy,
-run): what CPython's asyncio tests (test_asyncio_compat.py) do not cover.
+"""cevent's asyncio face (cevent.Loop, new_event_loop, run): what
+CPython's asyncio tests (test_asyncio_compat.py) do not cover.
 
 * the loop's clock is cevent's ns clock and timers never fire early;
 * call_soon_threadsafe wakes a blocked loop from other threads, under load;
 * each fd monitor in cevent.backends() really drives the loop;
-* policy, run(), close semantics, exception handler, no leaks.
+* run(), close semantics, exception handler, no leaks (the policy and
+  what changes between versions: test_asyncio_versions.py).
 """
 
 import asyncio
-import contextlib
 import gc
 import math
 import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
-import warnings
 import weakref
 from fractions import Fraction
 
@@ -403,33 +401,6 @@ def test_subprocess(loop):
     assert _echo_subprocess(loop) == (b"hi\n", 0)
 
 
-@contextlib.contextmanager
-def _child_watcher_api():
-    """Child watchers are deprecated from 3.12 (and gone in 3.14) but still
-    work: their DeprecationWarnings are expected there."""
-    with warnings.catch_warnings():
-        if sys.version_info >= (3, 12):
-            warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-def test_subprocess_sigchld_watcher(loop):
-    """SafeChildWatcher reaps children from a SIGCHLD handler, that is
-    through the loop's add_signal_handler()."""
-    with _child_watcher_api():
-        watcher = asyncio.SafeChildWatcher()
-        watcher.attach_loop(loop)
-        policy = asyncio.get_event_loop_policy()
-        policy.set_child_watcher(watcher)
-    try:
-        assert _echo_subprocess(loop) == (b"hi\n", 0)
-    finally:
-        with _child_watcher_api():
-            policy.set_child_watcher(None)
-            watcher.attach_loop(None)
-            watcher.close()
-
-
 def test_keyboard_interrupt_from_wait(loop):
     def alarm(signum, frame):
         raise KeyboardInterrupt
@@ -547,32 +518,11 @@ def test_asyncio_runner_loop_factory():
         assert runner.run(main()) is cevent.Loop
 
 
-def test_policy():
-    old = asyncio.get_event_loop_policy()
-    asyncio.set_event_loop_policy(cevent.EventLoopPolicy())
-    try:
-        lp = asyncio.new_event_loop()
-        assert type(lp) is cevent.Loop
-        lp.close()
-
-        async def main():
-            return type(asyncio.get_running_loop())
-
-        assert asyncio.run(main()) is cevent.Loop
-        policy = cevent.EventLoopPolicy(backend="poll")
-        lp = policy.new_event_loop()
-        assert lp.backend == "poll"
-        lp.close()
-    finally:
-        asyncio.set_event_loop_policy(old)
-
-
 def test_names_exported():
-    for name in ("Loop", "EventLoopPolicy", "new_event_loop", "run"):
+    for name in ("Loop", "new_event_loop", "run"):
+        assert name in cevent.__all__
         assert hasattr(cevent, name)
     assert issubclass(cevent.Loop, asyncio.AbstractEventLoop)
-    assert issubclass(cevent.EventLoopPolicy,
-                      asyncio.AbstractEventLoopPolicy)
 
 
 # ---- close semantics and leaks ----------------------------------------
