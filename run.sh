@@ -27,6 +27,7 @@
 #   CEVENT_SID_ROOT=DIR  where the Debian unstable root for CPython 3.14 and
 #                      3.15 is made (default /var/cache/cevent/sid-root)
 #   CEVENT_WHEEL_TESTS=packaging  wheel: run only the packaging tests
+#   CEVENT_TEST_WORKERS=N  pytest-xdist workers (default: two per CPU)
 set -euo pipefail
 
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
@@ -305,6 +306,13 @@ setup() {
     pip_install "$1"
 }
 
+# pytest-xdist workers: two per CPU.  The suite waits on sockets, timers and
+# subprocesses much of the time; with one worker per CPU the CPUs idle
+# through those waits.
+test_workers() {
+    echo "${CEVENT_TEST_WORKERS:-$(( $(nproc) * 2 ))}"
+}
+
 # --- commands --------------------------------------------------------------
 cmd_demo() {
     setup test
@@ -324,7 +332,7 @@ cmd_test() {
 
     say "pytest"
     local rc=0
-    "$PY" -m pytest -n auto Tests "$@" || rc=$?
+    "$PY" -m pytest -n "$(test_workers)" Tests "$@" || rc=$?
     if [[ $rc -eq 5 ]]; then
         die "pytest collected no tests"
     elif [[ $rc -ne 0 ]]; then
@@ -403,11 +411,17 @@ cmd_wheel() {
         # root's own headers come last, for Python's multiarch pyconfig.h.
         cc="$cc --sysroot=$WHEEL_SYSROOT -idirafter /usr/include"
     fi
-    tools=$(wheel_tools)
     out=$ROOT/dist
     mkdir -p "$out"
+    [[ ${#versions[@]} -eq 0 ]] || tools=$(wheel_tools)
     for v in "${versions[@]}"; do
         exe=${exes[$v]}
+        if ! "$exe" -m pip --version >/dev/null 2>&1; then
+            # Debian's interpreters come without pip: build from a venv.
+            [[ -x $ROOT/.venv-wheel-build-$v/bin/pip ]] \
+                || "$exe" -m venv "$ROOT/.venv-wheel-build-$v"
+            exe=$ROOT/.venv-wheel-build-$v/bin/python
+        fi
         raw=$(mktemp -d "${TMPDIR:-/tmp}/cevent-wheel.XXXXXX")
         say "building the wheel for Python $v ($exe)"
         rm -rf "$ROOT/build"
@@ -424,8 +438,10 @@ cmd_wheel() {
             || die "wheel: auditwheel repair failed for Python $v"
         rm -rf "$raw"
     done
-    say "wheels in $out:"
-    ls -1 "$out"/cevent-*.whl
+    if [[ ${#versions[@]} -gt 0 ]]; then
+        say "wheels in $out:"
+        ls -1 "$out"/cevent-*.whl
+    fi
     for v in "${versions[@]}"; do
         wheel_check "$v" "${exes[$v]}"
     done
@@ -466,9 +482,13 @@ wheel_check() {
         "$whl[test]"
     # The system's liburing, hidden inside a private mount namespace.
     command -v unshare >/dev/null 2>&1 || die "wheel: unshare (util-linux) is needed"
-    unshare --mount --propagation private -- bash -euo pipefail -c '
-        root=$1 venv=$2 v=$3
-        shift 3
+    # In the unstable root, / is no mount point whose propagation could
+    # change, and in_sid_root's namespace is private already.
+    local propagation=private
+    [[ -z ${CEVENT_IN_SID_ROOT:-} ]] || propagation=unchanged
+    unshare --mount --propagation "$propagation" -- bash -euo pipefail -c '
+        root=$1 venv=$2 v=$3 workers=$4
+        shift 4
         # Every file of the system liburing becomes an empty file.
         libs=$(ldconfig -p | awk "/liburing\\.so/ {print \$NF}")
         [[ -n $libs ]] || { echo "wheel: no system liburing to hide (ldconfig -p)" >&2; exit 1; }
@@ -501,10 +521,10 @@ PYEOF
         # The model-based test runs its "smoke" profile: this checks the
         # packaging of the same code that `./run.sh test` checks in full.
         CEVENT_HYPOTHESIS_PROFILE=${CEVENT_HYPOTHESIS_PROFILE:-smoke} \
-        "$venv/bin/python" -m pytest -n auto -p no:cacheprovider \
+        "$venv/bin/python" -m pytest -n "$workers" -p no:cacheprovider \
             --ignore=test_faults.py --rootdir="$root" -c "$root/pyproject.toml" \
             "${@:-.}"
-    ' wheel-check "$ROOT" "$venv" "$v" "${WHEEL_PYTEST_ARGS[@]}" \
+    ' wheel-check "$ROOT" "$venv" "$v" "$(test_workers)" "${WHEEL_PYTEST_ARGS[@]}" \
         || die "wheel: the check of the Python $v wheel failed"
     say "Python $v wheel: OK"
 }
