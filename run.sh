@@ -342,10 +342,15 @@ cmd_test() {
 
 cmd_bench() {
     setup bench
-    # rloop (a Rust asyncio loop) is a peer of the server benchmark when it
-    # installs on this platform; the benchmark notes its absence otherwise.
-    "$PY" -m pip install -q --disable-pip-version-check rloop >/dev/null 2>&1 \
-        || warn "rloop did not install: the server benchmark runs without it"
+    # rloop and rsloop (Rust asyncio loops) and zuvloop (libuv from Zig) are
+    # peers of the server benchmark where they install (rsloop needs glibc
+    # 2.39, zuvloop CPython 3.14); the benchmark notes a missing one.
+    local peer
+    for peer in rloop rsloop zuvloop; do
+        "$PY" -m pip install -q --disable-pip-version-check "$peer" \
+            >/dev/null 2>&1 \
+            || warn "$peer did not install: the server benchmark runs without it"
+    done
     exec "$PY" -m cevent bench "$@"
 }
 

@@ -178,3 +178,16 @@ def test_loadgen_fails_loudly(mode, error):
     assert proc.returncode != 0
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["ok"] is False and error in out["error"]
+
+
+def test_every_peer_runs_or_is_noted():
+    """uvloop, rloop, rsloop and zuvloop are optional: each one either runs
+    (with its version) or the report notes why it was left out."""
+    from cevent._bench.loops import PEERS
+
+    notes = []
+    listed = servers.servers(cevent.backends(), list(PEERS), notes)
+    names = {s["name"] for s in listed}
+    for peer in PEERS:
+        noted = any(n.startswith(f"{peer} skipped: ") for n in notes)
+        assert (peer in names) != noted, (peer, names, notes)

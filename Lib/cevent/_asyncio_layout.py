@@ -86,8 +86,12 @@ THREADSAFE_HANDLE: type | None = getattr(events, "_ThreadSafeHandle", None)
 #: asyncio 3.15's transports take the context their callbacks run in
 #: (``create_connection(context=...)`` and its siblings), kept as
 #: ``_context`` (None: each callback copies the current one, as before).
-TRANSPORT_CONTEXT = "context" in inspect.signature(
-    selector_events._SelectorSocketTransport.__init__).parameters
+def _transport_takes_context() -> bool:
+    cls: Any = selector_events._SelectorSocketTransport  # type: ignore
+    return "context" in inspect.signature(cls.__init__).parameters
+
+
+TRANSPORT_CONTEXT = _transport_takes_context()
 
 #: BaseEventLoop's attributes that _LoopCore keeps itself.
 LOOP_ATTRS = ("_ready", "_scheduled", "_stopping", "_closed", "_debug",

@@ -704,8 +704,7 @@ class Loop(_LoopBase,  # type: ignore[misc]
     if _asyncio_layout.THREADSAFE_HANDLE is not None:
         # asyncio's method: its handle locks against a cancel() from another
         # thread; it wakes the loop through _write_to_self() below.
-        call_soon_threadsafe = (  # type: ignore[assignment]
-            base_events.BaseEventLoop.call_soon_threadsafe)
+        call_soon_threadsafe = base_events.BaseEventLoop.call_soon_threadsafe
 
     def _write_to_self(self) -> None:
         # call_soon_threadsafe's wake-up: aio_notify, thread-safe and

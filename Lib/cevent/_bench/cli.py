@@ -94,10 +94,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
                              "transports reading on readiness, not through "
                              "the ring")
     parser.add_argument("--loops", nargs="+", metavar="KIND",
-                        choices=["asyncio", "uvloop", "rloop", "cevent.Loop",
+                        choices=["asyncio", *loops_mod.PEERS, "cevent.Loop",
                                  "cevent"],
                         help="loop kinds to run (default: all available; "
-                             "rloop: the server benchmark only)")
+                             "rloop, rsloop, zuvloop: the server benchmark "
+                             "only)")
     servers = parser.add_argument_group(
         "server benchmark (--only servers)")
     servers.add_argument("--styles", nargs="+", metavar="STYLE",

@@ -5,8 +5,9 @@ A loop spec is a small dict (it travels to the worker subprocess as JSON):
 * ``{"kind": "asyncio"}``: ``asyncio.SelectorEventLoop()`` (EpollSelector
   here), debug off;
 * ``{"kind": "uvloop"}``: ``uvloop.new_event_loop()``;
-* ``{"kind": "rloop"}``: ``rloop.new_event_loop()`` (the server benchmark
-  only);
+* ``{"kind": "rloop"}``, ``{"kind": "rsloop"}``, ``{"kind": "zuvloop"}``:
+  that module's ``new_event_loop()`` (the server benchmark only: rloop and
+  rsloop are Rust loops, zuvloop runs libuv from Zig);
 * ``{"kind": "cevent.Loop", "backend": B, "poll_max_ns": P}``:
   ``cevent.new_event_loop(backend=B)``, the asyncio face (B None: the
   Loop's default backend, epoll), with ``loop.context.set_poll_params(P)`` when P > 0;
@@ -32,6 +33,10 @@ import asyncio
 POLL_ON_NS = 32768
 
 REFERENCES = ("asyncio", "uvloop")
+
+#: The other loops the server benchmark sets beside cevent.Loop, each when
+#: it imports: modules with a ``new_event_loop()``, uvloop first.
+PEERS = ("uvloop", "rloop", "rsloop", "zuvloop")
 
 
 def label(spec: dict[str, Any]) -> str:
@@ -65,10 +70,10 @@ def new_asyncio_loop(spec: dict[str, Any]) -> asyncio.AbstractEventLoop:
         import uvloop  # type: ignore[import-not-found, unused-ignore]
         loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         return loop
-    if kind == "rloop":
-        # the server benchmark's Rust peer; optional, untyped
-        rloop = importlib.import_module("rloop")
-        return cast(asyncio.AbstractEventLoop, rloop.new_event_loop())
+    if kind in PEERS:
+        # the server benchmark's other peers; optional, untyped
+        peer = importlib.import_module(kind)
+        return cast(asyncio.AbstractEventLoop, peer.new_event_loop())
     if kind == "cevent.Loop":
         import cevent
         loop = cevent.new_event_loop(backend=spec.get("backend"))

@@ -2,7 +2,7 @@
 
     python -m cevent._bench.server_proc LOOP STYLE [BACKEND]
 
-LOOP is ``asyncio``, ``uvloop``, ``rloop`` or ``cevent.Loop`` (on BACKEND,
+LOOP is ``asyncio``, a peer of :data:`.loops.PEERS` or ``cevent.Loop`` (on BACKEND,
 or on its default backend), made by :func:`.loops.new_asyncio_loop`.  STYLE is one of :data:`STYLES`.
 The server listens on 127.0.0.1 on a free port, prints ``READY <port>``
 and serves until it is killed (SIGTERM ends it cleanly).
@@ -35,11 +35,11 @@ import socket
 import sys
 from typing import Any, cast
 
-from .loops import new_asyncio_loop
+from .loops import PEERS, new_asyncio_loop
 from .workloads.tcp import EchoServer
 
 STYLES = ("protocol", "streams", "sock", "httptools", "aiohttp")
-LOOPS = ("asyncio", "uvloop", "rloop", "cevent.Loop")
+LOOPS = ("asyncio",) + PEERS + ("cevent.Loop",)
 READ_SIZE = 102400
 BODY = b"Hello, World!"
 RESPONSE = (b"HTTP/1.1 200 OK\r\n"

@@ -19,8 +19,9 @@ loopback:
   CPUs it is often the bottleneck; ``httpload`` needs less CPU per
   request, so its rows show the servers apart.
 
-Servers: asyncio's ``SelectorEventLoop``, uvloop, rloop (each when it
-imports), and ``cevent.Loop`` on every backend of ``cevent.backends()``.
+Servers: asyncio's ``SelectorEventLoop``, uvloop, rloop, rsloop and zuvloop
+(each when it imports), and ``cevent.Loop`` on every backend of
+``cevent.backends()``.
 Every row runs every server once per rep, the order rotated from rep to
 rep; a ratio is taken within a rep (the same minute of the same machine)
 and the report gives the median of the per-rep ratios.  The load
@@ -46,6 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import cbuild
+from .loops import PEERS
 from .server_proc import BODY
 
 STYLES_ECHO = ("protocol", "streams", "sock")
@@ -94,10 +96,10 @@ def servers(backends: Sequence[str], kinds: Sequence[str] | None,
             notes: list[str]) -> list[dict[str, Any]]:
     """The Python servers to run: name, loop kind and backend."""
     out: list[dict[str, Any]] = []
-    wanted = set(kinds or ("asyncio", "uvloop", "rloop", "cevent.Loop"))
+    wanted = set(kinds or ("asyncio",) + PEERS + ("cevent.Loop",))
     if "asyncio" in wanted:
         out.append({"name": "asyncio", "loop": "asyncio"})
-    for kind in ("uvloop", "rloop"):
+    for kind in PEERS:
         if kind not in wanted:
             continue
         ok, version = _importable(kind)
@@ -499,7 +501,7 @@ def main(args: Any, out_dir: str) -> int:
         ([1024] if args.quick else list(SIZES))
     conns = args.conns or ([10] if args.quick else list(CONNS))
     duration = args.duration or (1.0 if args.quick else 2.0)
-    kinds = args.loops or ["asyncio", "uvloop", "rloop", "cevent.Loop"]
+    kinds = args.loops or ["asyncio", *PEERS, "cevent.Loop"]
 
     def progress(i: int, n: int, what: str) -> None:
         print(f"[{i + 1}/{n}] {what}", file=sys.stderr, flush=True)
