@@ -419,6 +419,17 @@ def run(loop, coro, timeout=10.0):
     return loop.run_until_complete(asyncio.wait_for(coro, scaled(timeout)))
 
 
+def echo_subprocess(loop):
+    """Run ``sh -c 'echo hi'`` on ``loop``: (its stdout, its exit code)."""
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", "echo hi",
+            stdout=asyncio.subprocess.PIPE)
+        out, _ = await proc.communicate()
+        return out, proc.returncode
+    return run(loop, main())
+
+
 class Recorder(asyncio.Protocol):
     """Keeps what the transport reports; ``eof_received()`` returns
     ``keep_open`` (False: asyncio closes the transport)."""

@@ -113,18 +113,16 @@ class SockOps:
         old.cancel()
         return True
 
-    # context: asyncio 3.15's transports pass theirs.
+    # context: asyncio 3.15's transports pass theirs (asyncio's methods
+    # take it from 3.15 on only).
     def _add_reader(self, fd: Any, callback: Callable[..., object],
                     *args: Any,
                     context: Context | None = None) -> events.Handle:
         if type(fd) is int:
             return self._add_handle(fd, _EVENT_READ, callback, args, context)
-        if context is not None:
-            handle: events.Handle = super()._add_reader(  # type: ignore[misc]
-                fd, callback, *args, context=context)
-        else:
-            handle = super()._add_reader(  # type: ignore[misc]
-                fd, callback, *args)
+        kwargs = {} if context is None else {"context": context}
+        handle: events.Handle = super()._add_reader(  # type: ignore[misc]
+            fd, callback, *args, **kwargs)
         return handle
 
     def _add_writer(self, fd: Any, callback: Callable[..., object],
@@ -132,12 +130,9 @@ class SockOps:
                     context: Context | None = None) -> events.Handle:
         if type(fd) is int:
             return self._add_handle(fd, _EVENT_WRITE, callback, args, context)
-        if context is not None:
-            handle: events.Handle = super()._add_writer(  # type: ignore[misc]
-                fd, callback, *args, context=context)
-        else:
-            handle = super()._add_writer(  # type: ignore[misc]
-                fd, callback, *args)
+        kwargs = {} if context is None else {"context": context}
+        handle: events.Handle = super()._add_writer(  # type: ignore[misc]
+            fd, callback, *args, **kwargs)
         return handle
 
     def _remove_reader(self, fd: Any) -> bool:

@@ -32,7 +32,7 @@ import warnings
 import pytest
 
 import cevent
-from support import checked_loop, run, scaled
+from support import checked_loop, echo_subprocess, run, scaled
 
 
 @pytest.fixture
@@ -163,16 +163,6 @@ def test_get_event_loop_without_a_loop_as_asyncio():
 
 # ---- child watchers -------------------------------------------------------
 
-def _echo_subprocess(loop):
-    async def main():
-        proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", "echo hi",
-            stdout=asyncio.subprocess.PIPE)
-        out, _ = await proc.communicate()
-        return out, proc.returncode
-    return run(loop, main())
-
-
 def test_child_watcher_api_as_asyncio(loop, aio_loop):
     """The policy has child watcher methods exactly where asyncio's has
     them; the loop watches its children as asyncio's loop does."""
@@ -200,7 +190,7 @@ def test_subprocess_with_the_version_s_child_watching(loop):
             policy = asyncio.get_event_loop_policy()
             policy.set_child_watcher(watcher)
         try:
-            assert _echo_subprocess(loop) == (b"hi\n", 0)
+            assert echo_subprocess(loop) == (b"hi\n", 0)
         finally:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -209,7 +199,7 @@ def test_subprocess_with_the_version_s_child_watching(loop):
                 watcher.close()
         return
     from asyncio import unix_events
-    assert _echo_subprocess(loop) == (b"hi\n", 0)
+    assert echo_subprocess(loop) == (b"hi\n", 0)
     real = unix_events.can_use_pidfd
     unix_events.can_use_pidfd = lambda: False
     try:
@@ -218,7 +208,7 @@ def test_subprocess_with_the_version_s_child_watching(loop):
         unix_events.can_use_pidfd = real
     try:
         assert type(threaded._watcher).__name__ == "_ThreadedChildWatcher"
-        assert _echo_subprocess(threaded) == (b"hi\n", 0)
+        assert echo_subprocess(threaded) == (b"hi\n", 0)
     finally:
         threaded.close()
 

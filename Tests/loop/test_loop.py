@@ -24,7 +24,7 @@ import pytest
 
 import cevent
 from cevent import _cevent
-from support import checked_loop, run, scaled
+from support import checked_loop, echo_subprocess, run, scaled
 
 
 @pytest.fixture
@@ -384,21 +384,11 @@ def test_signal_handler_wakes_loop(loop):
         assert loop.remove_signal_handler(signal.SIGUSR1)
 
 
-def _echo_subprocess(loop):
-    async def main():
-        proc = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", "echo hi",
-            stdout=asyncio.subprocess.PIPE)
-        out, _ = await proc.communicate()
-        return out, proc.returncode
-    return run(loop, main())
-
-
 def test_subprocess(loop):
     """With the child watcher asyncio of this version picks by itself (a
     thread on 3.11, pidfd on 3.12+; child watchers are deprecated from 3.12
     and gone in 3.14)."""
-    assert _echo_subprocess(loop) == (b"hi\n", 0)
+    assert echo_subprocess(loop) == (b"hi\n", 0)
 
 
 def test_keyboard_interrupt_from_wait(loop):
