@@ -171,11 +171,13 @@ def _check_ring_reads() -> str | None:
     on: the transport asks for reading through its own ``_add_reader``
     (made, resumed) and stops through the loop's ``_remove_reader``;
     ``set_protocol`` picks ``_read_ready_cb``; asyncio can feed bytes to a
-    BufferedProtocol."""
+    BufferedProtocol; ``_call_connection_lost`` ends the connection (the
+    transport drops its reader there)."""
     cls: Any = selector_events._SelectorSocketTransport  # type: ignore
     bad = [name for name in ("_add_reader", "is_reading", "set_protocol",
                              "_read_ready__get_buffer",
-                             "_read_ready__data_received")
+                             "_read_ready__data_received",
+                             "_call_connection_lost")
            if not hasattr(cls, name)]
     for meth in ("__init__", "resume_reading"):
         code = getattr(getattr(cls, meth, None), "__code__", None)

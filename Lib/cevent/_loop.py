@@ -516,6 +516,16 @@ class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
             loop._remove_reader(self._sock_fd)
             self._add_reader(self._sock_fd, self._read_ready)
 
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super()._call_connection_lost(exc)
+        finally:
+            # The reader holds the transport: without this, a closed
+            # transport would wait for the garbage collector.
+            reader, self._ring_reader = self._ring_reader, None
+            if reader is not None:
+                reader.detach()
+
     def _ring_data_slow(self, data: bytes) -> None:
         """Bytes the ring read for a protocol that has since been replaced
         by a BufferedProtocol: copied into its buffers, as asyncio's SSL

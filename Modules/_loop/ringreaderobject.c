@@ -619,6 +619,29 @@ ringreader__deliver(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(ringreader_detach_doc,
+"detach($self, /)\n--\n\n"
+"The transport's connection is lost: stop reading and drop the\n"
+"transport, which holds this reader (a cycle that would otherwise wait\n"
+"for the garbage collector).  A request still in flight completes into\n"
+"nothing.");
+
+static PyObject *
+ringreader_detach(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *res = ringreader_stop(self, NULL);
+
+    if (res == NULL) {
+        return NULL;
+    }
+    Py_DECREF(res);
+    self->held = false;
+    self->flushing = false;
+    Py_CLEAR(self->transport);
+    Py_CLEAR(self->pycontext);
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(ringreader__abandon_doc,
 "_abandon($self, /)\n--\n\n"
 "The loop's context has closed: its requests were cancelled and reaped\n"
@@ -662,6 +685,7 @@ static PyMethodDef ringreader_methods[] = {
      ringreader_start_doc},
     RINGREADER_METHOD(stop, ringreader_stop_doc),
     RINGREADER_METHOD(flush, ringreader_flush_doc),
+    RINGREADER_METHOD(detach, ringreader_detach_doc),
     RINGREADER_METHOD(_deliver, ringreader__deliver_doc),
     RINGREADER_METHOD(_abandon, ringreader__abandon_doc),
     {NULL, NULL, 0, NULL}

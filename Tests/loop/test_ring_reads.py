@@ -411,6 +411,50 @@ def test_close_with_recv_in_flight_frees_the_reader(loop):
     assert ref() is None
 
 
+def _closed_transport_refs(lp):
+    """Weak references to a transport of lp (and its ring reader, if any)
+    after it was closed, with the garbage collector off."""
+    async def main():
+        transport, proto, b = await accepted(lp)
+        await asyncio.sleep(0)
+        refs = [weakref.ref(transport)]
+        reader = getattr(transport, "_ring_reader", None)
+        if reader is not None:
+            assert reader.state["recv_inflight"]
+            refs.append(weakref.ref(reader))
+        transport.close()
+        assert await proto.lost is None
+        b.close()
+        del transport, proto, reader
+        for _ in range(5):
+            await asyncio.sleep(0)
+        return refs
+
+    gc.collect()
+    gc.disable()
+    try:
+        return [r() is None for r in run(lp, main())]
+    finally:
+        gc.enable()
+
+
+def test_closed_transport_is_freed_as_asyncio_s(loop):
+    """The reader and its transport point at each other while reading: the
+    lost connection breaks that, so the reader (once the cancel of its recv
+    completed) is freed by reference counting alone, and the transport
+    whenever asyncio's own is (3.14's asyncio breaks the transport's own
+    cycles at connection loss; CPython's test_sslproto checks it after a
+    failed start_tls())."""
+    aio = asyncio.SelectorEventLoop()
+    try:
+        (theirs,) = _closed_transport_refs(aio)
+    finally:
+        aio.close()
+    ours, reader_freed = _closed_transport_refs(loop)
+    assert reader_freed
+    assert ours == theirs
+
+
 # The transports are left open on purpose: their warnings are expected.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
