@@ -78,7 +78,8 @@ _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _importable(name: str) -> tuple[bool, str]:
     proc = subprocess.run(
         [sys.executable, "-c",
-         f"import {name}; print(getattr({name}, '__version__', '?'))"],
+         f"import {name}, importlib.metadata as m; "
+         f"print(getattr({name}, '__version__', None) or m.version({name!r}))"],
         capture_output=True, text=True)
     if proc.returncode:
         lines = proc.stderr.strip().splitlines() or ["import failed"]
