@@ -33,7 +33,6 @@ Python code for it (still correct, slower) and says so once, with a
 
 from __future__ import annotations
 
-import inspect
 import os
 import selectors
 import types
@@ -82,16 +81,6 @@ _TRANSPORT_CLASS = ("max_size", "_fatal_error", "_read_ready__on_eof",
 #: asyncio's own method (so the handle is asyncio's), and its C core runs
 #: the handle through its own _run (a Handle subclass).  None before 3.14.
 THREADSAFE_HANDLE: type | None = getattr(events, "_ThreadSafeHandle", None)
-
-#: asyncio 3.15's transports take the context their callbacks run in
-#: (``create_connection(context=...)`` and its siblings), kept as
-#: ``_context`` (None: each callback copies the current one, as before).
-def _transport_takes_context() -> bool:
-    cls: Any = selector_events._SelectorSocketTransport  # type: ignore
-    return "context" in inspect.signature(cls.__init__).parameters
-
-
-TRANSPORT_CONTEXT = _transport_takes_context()
 
 #: BaseEventLoop's attributes that _LoopCore keeps itself.
 LOOP_ATTRS = ("_ready", "_scheduled", "_stopping", "_closed", "_debug",
@@ -249,4 +238,4 @@ C_LAYOUT: dict[str, Any] = {
 }
 
 __all__ = ["PIECES", "NATIVE", "MISMATCHES", "C_LAYOUT", "THREADSAFE_HANDLE",
-           "TRANSPORT_CONTEXT", "check"]
+           "check"]

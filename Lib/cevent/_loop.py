@@ -475,13 +475,10 @@ class _SocketTransport(*_TRANSPORT_BASES):  # type: ignore[misc]
                  server: Any = None, context: Context | None = None) -> None:
         if loop._ring_reads:
             self._ring_reader = loop._new_ring_reader(self, sock.fileno())
-        if _asyncio_layout.TRANSPORT_CONTEXT:
-            super().__init__(loop, sock, protocol, waiter, extra, server,
-                             context=context)
-        elif context is not None:
-            raise TypeError("a transport context needs Python 3.15")
-        else:
-            super().__init__(loop, sock, protocol, waiter, extra, server)
+        # asyncio's transports take a context from 3.15 on only.
+        kwargs = {} if context is None else {"context": context}
+        super().__init__(loop, sock, protocol, waiter, extra, server,
+                         **kwargs)
 
     def _ring_wanted(self, callback: Any, args: tuple[Any, ...]) -> bool:
         return (self._ring_reader is not None and not args
