@@ -55,11 +55,12 @@ SANITIZE = os.environ.get("CEVENT_SANITIZE", "").strip()
 IO_URING = _io_uring_mode()
 
 # Relative paths: setuptools requires them for sdists and wheels.
-# The three floors (README, "Source layout"): the port, the binding, and
-# the asyncio face, all in the one extension module cevent._cevent.
+# The three floors (docs/development.md): the port and the binding make
+# cevent._cevent; the asyncio face's C part is cevent._loopcore, another
+# extension that uses cevent._cevent only through its C API (cevent.h).
 SOURCES = (sorted(glob.glob("Modules/*.c")) +
-           sorted(glob.glob("Modules/_cevent/*.c")) +
-           sorted(glob.glob("Modules/_loop/*.c")))
+           sorted(glob.glob("Modules/_cevent/*.c")))
+FACE_SOURCES = sorted(glob.glob("Modules/_loopcore/*.c"))
 
 define_macros = [
     ("_GNU_SOURCE", None),
@@ -133,7 +134,9 @@ class BuildExt(build_ext):
         for ext in self.extensions:
             if use_uring:
                 ext.define_macros.append(("CONFIG_LINUX_IO_URING", None))
-                ext.libraries.append("uring")
+                # The face uses liburing's inline sqe helpers only.
+                if ext.name == "cevent._cevent":
+                    ext.libraries.append("uring")
         print(f"cevent: io_uring backend {'built in' if use_uring else 'NOT built in'} ({why})",
               flush=True)
         super().build_extensions()
@@ -145,10 +148,19 @@ setup(
             "cevent._cevent",
             sources=SOURCES,
             include_dirs=["Modules/include", "Modules", "Lib/cevent/include"],
-            define_macros=define_macros,
+            define_macros=list(define_macros),
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
-        )
+        ),
+        Extension(
+            "cevent._loopcore",
+            sources=FACE_SOURCES,
+            # cevent.h and CPython's headers only: not the port's.
+            include_dirs=["Lib/cevent/include"],
+            define_macros=[("_GNU_SOURCE", None)],
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+        ),
     ],
     cmdclass={"build_ext": BuildExt},
 )

@@ -7,8 +7,10 @@ Every member of CEvent_CAPI is used: Context_AsContext, C fd handlers
 (io_read on a socketpair ping-pong, io_write, io_poll/io_poll_ready on a
 memory word), BHs and oneshots (also from a C thread without the GIL),
 timers (VIRTUAL with clock_step, REALTIME armed from a C thread),
-clock_get_ns, notify, and has_io_uring/add_sqe (a file and a socket read
-and written through an io_uring context's ring).  A second build with a wrong CEVENT_ABI_VERSION
+clock_get_ns, notify, has_io_uring/add_sqe (a file and a socket read
+and written through an io_uring context's ring, a request cancelled by
+CEVENT_SQE_USER_DATA), Context_Poll with its deadlines, and
+Context_StoreException/Context_ExceptionPending from a C BH.  A second build with a wrong CEVENT_ABI_VERSION
 must fail to import with an ImportError naming both versions.
 
 Every C handler, BH and timer is released before the context closes, as
@@ -614,3 +616,140 @@ def test_uring_close_with_request_in_flight(testcapi, uring_ctx):
         assert testcapi.uring_buffer(recv) == b"x" * 8
         assert testcapi.uring_abandon(recv) == 0
         assert a.recv(8) == b"too late"
+
+
+def test_uring_cancel_by_user_data(testcapi, uring_ctx):
+    """CEVENT_SQE_USER_DATA() names a request for IORING_OP_ASYNC_CANCEL:
+    a recv with nothing to read completes with -ECANCELED."""
+    import errno
+
+    a, b = socket_pair()
+    with a, b:
+        ctx = uring_ctx
+        recv = testcapi.uring_recv(ctx, a.fileno(), 8)
+        ctx.poll(False)
+        cancel = testcapi.uring_cancel(ctx, recv)
+        run_until(ctx, lambda: testcapi.uring_result(recv) is not None
+                  and testcapi.uring_result(cancel) is not None)
+        assert testcapi.uring_result(recv)["res"] == -errno.ECANCELED
+        assert testcapi.uring_result(cancel)["res"] in (0, -errno.EALREADY)
+
+
+# ---- driving a context from C: Context_Poll, Context_*Exception ----------
+
+def test_context_poll_deadline(testcapi, ctx):
+    """With nothing else to do, Context_Poll waits until its deadline: the
+    context's own timer ends the wait.  (Arming that timer notifies the
+    context, as QEMU's timer_mod_ns() does, so the first call may return
+    at once; it does not spin.)"""
+    while ctx.poll(False):
+        pass
+    deadline = cevent.clock_ns() + int(scaled(30_000_000))
+    calls = 0
+    while cevent.clock_ns() < deadline:
+        testcapi.context_poll(ctx, deadline)
+        calls += 1
+        assert calls <= 3, "Context_Poll returned early again and again"
+    # Past the deadline, or CEVENT_POLL_NOWAIT (0): no wait.
+    t0 = time.monotonic()
+    testcapi.context_poll(ctx, deadline)
+    testcapi.context_poll(ctx, 0)
+    assert time.monotonic() - t0 < scaled(1.0)
+
+
+def test_context_poll_forever_returns_on_work(testcapi, ctx):
+    """CEVENT_POLL_FOREVER waits until something happens (a BH), and a
+    deadline armed earlier no longer wakes it."""
+    ran = Counter()
+    testcapi.context_poll(ctx, cevent.clock_ns() + 1)   # arms, fires
+    ctx.bh_schedule_oneshot(ran)
+    testcapi.context_poll(ctx, 2**63 - 1)
+    assert len(ran.calls) == 1
+    timer = threading.Timer(scaled(0.05), ctx.notify)
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        testcapi.context_poll(ctx, 2**63 - 1)           # until notify()
+    finally:
+        timer.join()
+    assert time.monotonic() - t0 >= scaled(0.05) * 0.9
+
+
+def test_context_poll_checks_its_context(testcapi):
+    with pytest.raises(TypeError):
+        testcapi.context_poll(object(), 0)
+    ctx = cevent.AioContext()
+    ctx.close()
+    with pytest.raises(ValueError):
+        testcapi.context_poll(ctx, 0)
+    ctx = cevent.AioContext()
+    try:
+        errors = []
+
+        def other_thread():
+            try:
+                testcapi.context_poll(ctx, 0)
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        assert len(errors) == 1, "poll from another thread must raise"
+    finally:
+        ctx.close()
+
+
+def test_store_exception_is_raised_by_the_poll(testcapi, ctx):
+    """An exception a C callback hands over with Context_StoreException is
+    raised by the running poll (Context_Poll or AioContext.poll), and
+    Context_ExceptionPending says so meanwhile."""
+    for poll in (lambda: testcapi.context_poll(ctx, 0),
+                 lambda: ctx.poll(False)):
+        bh = testcapi.raise_in_bh(ctx, "from C")
+        with pytest.raises(RuntimeError, match="from C"):
+            poll()
+        result = testcapi.raise_bh_result(bh)
+        assert result["ran"] == 1
+        assert result["pending"][:2] == (0, 1)
+        assert result["stored"][0] == 0
+        assert testcapi.exception_pending(ctx) == 0
+
+
+def test_store_exception_second_one_is_unraisable(testcapi, ctx):
+    """The first exception of a poll is raised; a second one is reported
+    with sys.unraisablehook, as for Python callbacks."""
+    import sys
+
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        bh = testcapi.raise_in_bh(ctx, "twice", 2)
+        with pytest.raises(RuntimeError, match="twice"):
+            ctx.poll(False)
+    finally:
+        sys.unraisablehook = old
+    result = testcapi.raise_bh_result(bh)
+    assert result["stored"] == (0, 0)
+    assert result["pending"] == (0, 1, 1)
+    assert len(seen) == 1 and isinstance(seen[0].exc_value, RuntimeError)
+
+
+def test_store_exception_outside_a_poll(testcapi, ctx):
+    """With no poll to raise it, the exception is reported as unraisable;
+    a non-context is refused the same way; no exception set is a
+    SystemError."""
+    import sys
+
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        assert testcapi.store_exception(ctx, True) == 0
+        assert testcapi.store_exception(object(), True) == -1
+    finally:
+        sys.unraisablehook = old
+    assert [str(u.exc_value) for u in seen] == ["outside", "outside"]
+    assert testcapi.exception_pending(ctx) == 0
+    assert testcapi.exception_pending(object()) == 0
+    with pytest.raises(SystemError):
+        testcapi.store_exception(ctx, False)

@@ -1,8 +1,12 @@
 """Source checks: the port inventory in Modules/PORTING.md matches the code,
 and the port files stay free of Python and of // comments."""
 
+import os
 import pathlib
 import re
+import shlex
+import subprocess
+import sysconfig
 
 import pytest
 
@@ -92,9 +96,9 @@ def test_divergences_are_tagged():
 # ---- the binding sees the port only through its public headers ----------
 
 BINDING = MODULES / "_cevent"
-FACE = MODULES / "_loop"
-# The floors above the port: the binding and the asyncio face.
-BINDING_FILES = sorted(BINDING.glob("*.[ch]")) + sorted(FACE.glob("*.[ch]"))
+FACE = MODULES / "_loopcore"
+# The floor above the port.
+BINDING_FILES = sorted(BINDING.glob("*.[ch]"))
 
 #: The port's private headers: what QEMU keeps under util/.
 PRIVATE_PORT_HEADERS = ["aio-posix.h"]
@@ -147,25 +151,144 @@ def test_binding_touches_no_port_internal_field(path):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", sorted(BINDING.glob("*.[ch]")),
-                         ids=lambda p: p.name)
-def test_binding_does_not_reach_into_the_face(path):
-    """The binding knows the face only through cev_loop_exec() and the
-    opaque loop_face object: it includes none of the face's headers."""
+# ---- the face is a client of the binding's C API ------------------------
+
+@pytest.mark.parametrize("path", BINDING_FILES, ids=lambda p: p.name)
+def test_binding_does_not_know_the_face(path):
+    """The binding knows nothing of the asyncio face (cevent._loopcore):
+    the face uses the binding, never the other way round."""
     text = path.read_text()
-    assert not re.search(r'#\s*include\s+"[^"]*loop\.h"', text), path.name
-    for name in ["LoopCoreObject", "LoopConfigObject", "cev_loop_config",
-                 "FdWatchObject", "cev_transport_config"]:
+    for name in ["loopcore", "LoopCore", "_loop", "loop_face",
+                 "cev_loop_exec", "FdWatch", "cev_transport",
+                 "RingReader"]:
         assert name not in text, f"{path.name} names {name}"
 
 
 def test_face_files_are_where_the_layout_says():
-    """The asyncio face's C is in Modules/_loop/, one file per type."""
+    """The asyncio face's C is in Modules/_loopcore/, one file per type."""
     names = {p.name for p in FACE.glob("*.c")}
     assert {"loopcoreobject.c", "fdwatchobject.c", "transportobject.c",
-            "configobject.c"} <= names
+            "ringreaderobject.c", "module.c", "state.c"} <= names
     assert not list(BINDING.glob("loop*.c"))
     assert not list(BINDING.glob("transport*.c"))
+
+
+@pytest.mark.parametrize("path", sorted(FACE.glob("*.[ch]")),
+                         ids=lambda p: p.name)
+def test_face_includes_only_the_c_api(path):
+    """The face's own headers are cevent.h and loopcore.h; the rest are
+    CPython's and the system's, never the port's or the binding's."""
+    for m in re.finditer(r'#\s*include\s+([<"])([^>"]+)[>"]',
+                         path.read_text()):
+        kind, header = m.groups()
+        if kind == '"':
+            assert header in ("cevent.h", "loopcore.h"), \
+                f"{path.name} includes \"{header}\""
+        else:
+            assert not header.startswith(("qemu/", "block/", "qapi/")), \
+                f"{path.name} includes <{header}>"
+
+
+def _loaded_library_exports(*stems):
+    """The dynamic symbols exported by the shared libraries of this
+    process whose file names start with @stems (libc, libm)."""
+    paths = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            if os.path.basename(path).startswith(stems):
+                paths.add(path)
+    assert paths, stems
+    names = set()
+    for path in paths:
+        out = subprocess.run(["nm", "-D", "--defined-only", path],
+                             capture_output=True, text=True, check=True)
+        for line in out.stdout.splitlines():
+            names.add(line.split()[-1].split("@")[0])
+    return names
+
+
+@pytest.fixture(scope="module")
+def face_objects(tmp_path_factory):
+    """The face's C files compiled alone, with only cevent.h's directory
+    and CPython's headers on the include path: {file stem: (defined,
+    undefined)} from nm."""
+    from cevent import _cevent
+
+    out = tmp_path_factory.mktemp("face")
+    cc = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    flags = ["-std=gnu11", "-fPIC", "-D_GNU_SOURCE", "-fvisibility=hidden",
+             "-I", str(TOP / "Lib" / "cevent" / "include"),
+             "-I", sysconfig.get_paths()["include"]]
+    if _cevent.HAVE_IO_URING:
+        flags.append("-DCONFIG_LINUX_IO_URING")
+    symbols = {}
+    for src in sorted(FACE.glob("*.c")):
+        obj = out / (src.stem + ".o")
+        subprocess.run(cc + flags + ["-c", str(src), "-o", str(obj)],
+                       check=True)
+        nm = subprocess.run(["nm", str(obj)], capture_output=True,
+                            text=True, check=True).stdout
+        defined, undefined = set(), set()
+        for line in nm.splitlines():
+            parts = line.split()
+            if parts[-2] == "U":
+                undefined.add(parts[-1])
+            elif parts[-2] in "TDBRC":
+                defined.add(parts[-1])
+        symbols[src.stem] = (defined, undefined)
+    return symbols
+
+
+def test_face_objects_reference_only_the_c_api_and_cpython(face_objects):
+    """What the face's object files need from outside the face: CPython's
+    API, the C library, and the C API pointer, which the face defines
+    itself (state.c) and fills from cevent._cevent's capsule.  No symbol
+    of the port or the binding."""
+    ours = set().union(*(d for d, _ in face_objects.values()))
+    libc = _loaded_library_exports("libc.so", "libc-", "libm.so", "libm-")
+    assert "CEvent_API" in ours
+    bad = []
+    for stem, (_, undefined) in sorted(face_objects.items()):
+        for name in sorted(undefined - ours):
+            if name.startswith(("Py", "_Py")) or name in libc \
+                    or name == "_GLOBAL_OFFSET_TABLE_":     # the linker's
+                continue
+            bad.append(f"{stem}.o: {name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_face_files_use_only_the_files_listed_before_them(face_objects):
+    """No cycle inside the face: each file uses only files that
+    loopcore.h lists before it."""
+    order = re.findall(r"^ \*   (\w+)\.c\s", (FACE / "loopcore.h").read_text(),
+                       re.M)
+    assert sorted(order) == sorted(face_objects), order
+    owner = {name: stem for stem, (defined, _) in face_objects.items()
+             for name in defined}
+    bad = []
+    for stem, (_, undefined) in face_objects.items():
+        for name in undefined:
+            used = owner.get(name)
+            if used is not None and order.index(used) >= order.index(stem):
+                bad.append(f"{stem}.c uses {name} of {used}.c")
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_face_extension_links_to_no_cevent_symbol():
+    """The built extension resolves nothing against cevent._cevent: its
+    undefined dynamic symbols are CPython's and the C library's."""
+    from cevent import _loopcore
+
+    libc = _loaded_library_exports("libc.so", "libc-", "libm.so", "libm-")
+    out = subprocess.run(["nm", "-D", "--undefined-only", _loopcore.__file__],
+                         capture_output=True, text=True, check=True).stdout
+    bad = [name for name in (line.split()[-1].split("@")[0]
+                             for line in out.splitlines())
+           if not name.startswith(("Py", "_Py")) and name not in libc
+           and not name.startswith(("_ITM_", "__gmon_start__",
+                                    "__cxa_finalize"))]
+    assert not bad, bad
 
 
 def _c_string_literals(path):
@@ -176,7 +299,7 @@ def _c_string_literals(path):
 
 def test_asyncio_layout_names_only_in_the_layout_file():
     """What the face's C code knows of asyncio's private layout comes from
-    Lib/cevent/_asyncio_layout.py (through _LoopConfig.configure()): no C
+    Lib/cevent/_asyncio_layout.py (through cevent._loopcore.configure()): no C
     file of the face names those attributes itself."""
     from cevent import _asyncio_layout as layout
 
@@ -203,7 +326,7 @@ def test_loop_core_descriptors_are_the_layout_files():
     import types
 
     from cevent import _asyncio_layout as layout
-    from cevent._cevent import _LoopCore
+    from cevent._loopcore import _LoopCore
 
     descriptors = {name for name, value in vars(_LoopCore).items()
                    if isinstance(value, types.GetSetDescriptorType)}

@@ -1,7 +1,7 @@
 """What cevent's asyncio face knows of asyncio's private layout: all of it,
 in this one file, checked once at import against the running interpreter.
 
-The face's C code (``Modules/_loop/``) is fast because it relies on
+The face's C code (``Modules/_loopcore/``) is fast because it relies on
 details that asyncio does not promise:
 
 * ``handles``: it builds ``asyncio.Handle`` and ``TimerHandle`` objects
@@ -20,7 +20,7 @@ details that asyncio does not promise:
   ``_timer_cancelled_count`` attributes (``LOOP_ATTRS``) with its own and
   runs ``_run_once`` in C;
 * ``ring_reads``: on io_uring, its socket transport reads with recv
-  requests on the ring (``cevent._loop._SocketTransport``) and learns when
+  requests on the ring (``cevent._transport._SocketTransport``) and learns when
   to read from asyncio's private ``_add_reader`` hooks of the transport and
   the loop.
 
@@ -59,7 +59,7 @@ HANDLE_ATTRS = ("_run", "_cancelled", "_when", "_scheduled")
 KEY_FIELDS = ("fileobj", "fd", "events", "data")
 
 #: What the socket transport's C methods use, in the C code's order.  The
-#: ``_slow`` names are cevent's (see cevent._loop._SocketTransport): two
+#: ``_slow`` names are cevent's (see cevent._transport._SocketTransport): two
 #: aliases of asyncio's methods and the ring reader's path for a protocol
 #: that is not a plain Protocol; ``data_received`` is the protocol's.
 TRANSPORT_ATTRS = (
@@ -156,7 +156,7 @@ def _check_loop_core() -> str | None:
 
 
 def _check_ring_reads() -> str | None:
-    """What cevent._loop._SocketTransport's reads through io_uring rely
+    """What cevent._transport._SocketTransport's reads through io_uring rely
     on: the transport asks for reading through its own ``_add_reader``
     (made, resumed) and stops through the loop's ``_remove_reader``;
     ``set_protocol`` picks ``_read_ready_cb``; asyncio can feed bytes to a

@@ -1,5 +1,5 @@
-"""The ``loop.sock_*`` methods and reader/writer registration of
-:class:`cevent.Loop`, shorter than asyncio's for the common case.
+"""The ``loop.sock_*`` methods of :class:`cevent.Loop`, shorter than
+asyncio's for the common case.
 
 asyncio's ``sock_recv()`` that has to wait makes a reader ``Handle``, looks
 the fd up in the selector twice (once to register, once to unregister),
@@ -7,9 +7,9 @@ binds a ``functools.partial`` as the future's done callback and removes the
 reader through the public ``remove_reader()``, which checks for a
 transport again.  Here:
 
-* ``_add_reader``/``_remove_reader`` (and the writer pair), which asyncio's
-  transports use too, make one dictionary look-up in the
-  ``_AioContextSelector`` for an ``int`` fd;
+* the reader of a waiting call is registered through the loop's
+  ``Registration`` (``cevent._selector``): one dictionary look-up, and
+  for an fd nobody else watches, registered and unregistered directly;
 * ``sock_recv``, ``sock_recv_into``, ``sock_accept`` and ``sock_sendall``
   try the call first, as asyncio does, and when they must wait, remove
   their reader in a ``finally`` of the coroutine instead of a done
@@ -29,16 +29,12 @@ and cancelling the waiting task removes the reader at once.
 
 from __future__ import annotations
 
-import selectors
 import socket
 from asyncio import events
-from contextvars import Context
 from typing import Any, Callable
 
-from ._cevent import _sock_recv_nowait as _recv_nowait
-
-_EVENT_READ = selectors.EVENT_READ
-_EVENT_WRITE = selectors.EVENT_WRITE
+from ._loopcore import _sock_recv_nowait as _recv_nowait
+from ._selector import Registration
 
 _socket = socket.socket
 _recv_into = socket.socket.recv_into
@@ -78,74 +74,15 @@ def _io_ready(fut: Any, op: Callable[[Any, Any], Any], sock: Any,
         fut.set_result(result)
 
 
-class SockOps:
+class SockOps(Registration):
     """Mixin of :class:`cevent.Loop`, before asyncio's selector loop in the
-    bases; ``self._selector`` is the loop's ``_AioContextSelector``."""
+    bases: it waits through the loop's :class:`Registration`."""
 
-    _selector: Any
     _debug: bool
 
-    # -- registration: asyncio's semantics, one look-up -------------------
-
-    def _add_handle(self, fd: int, event: int,
-                    callback: Callable[..., object],
-                    args: tuple[Any, ...],
-                    context: Context | None = None) -> events.Handle:
-        handle = events.Handle(callback, args, self, context)  # type: ignore
-        self._install_handle(fd, event, handle)
-        return handle
-
-    def _install_handle(self, fd: int, event: int,
-                        handle: events.Handle) -> None:
-        """Make ``handle`` the reader or writer of ``fd``; the one it
-        replaces is cancelled, as asyncio's ``_add_reader`` does."""
-        self._check_closed()  # type: ignore[attr-defined]
-        old = self._selector._set_handle(fd, event, handle)
-        if old is not None:
-            old.cancel()
-
-    def _remove_handle(self, fd: int, event: int) -> bool:
-        if self.is_closed():  # type: ignore[attr-defined]
-            return False
-        old = self._selector._clear_handle(fd, event)
-        if old is None:
-            return False
-        old.cancel()
-        return True
-
-    # context: asyncio 3.15's transports pass theirs (asyncio's methods
-    # take it from 3.15 on only).
-    def _add_reader(self, fd: Any, callback: Callable[..., object],
-                    *args: Any,
-                    context: Context | None = None) -> events.Handle:
-        if type(fd) is int:
-            return self._add_handle(fd, _EVENT_READ, callback, args, context)
-        kwargs = {} if context is None else {"context": context}
-        handle: events.Handle = super()._add_reader(  # type: ignore[misc]
-            fd, callback, *args, **kwargs)
-        return handle
-
-    def _add_writer(self, fd: Any, callback: Callable[..., object],
-                    *args: Any,
-                    context: Context | None = None) -> events.Handle:
-        if type(fd) is int:
-            return self._add_handle(fd, _EVENT_WRITE, callback, args, context)
-        kwargs = {} if context is None else {"context": context}
-        handle: events.Handle = super()._add_writer(  # type: ignore[misc]
-            fd, callback, *args, **kwargs)
-        return handle
-
-    def _remove_reader(self, fd: Any) -> bool:
-        if type(fd) is int:
-            return self._remove_handle(fd, _EVENT_READ)
-        removed: bool = super()._remove_reader(fd)  # type: ignore[misc]
-        return removed
-
-    def _remove_writer(self, fd: Any) -> bool:
-        if type(fd) is int:
-            return self._remove_handle(fd, _EVENT_WRITE)
-        removed: bool = super()._remove_writer(fd)  # type: ignore[misc]
-        return removed
+    # asyncio's, found after this class in the loop's bases
+    _ensure_fd_no_transport: Callable[[int], None]
+    create_future: Callable[[], Any]
 
     # -- sock_* --------------------------------------------------------------
 
@@ -153,25 +90,15 @@ class SockOps:
                               op: Callable[[Any, Any], Any],
                               arg: Any) -> Any:
         fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)  # type: ignore[attr-defined]
-        fut = self.create_future()  # type: ignore[attr-defined]
+        self._ensure_fd_no_transport(fd)
+        fut = self.create_future()
         handle = events.Handle(_io_ready, (fut, op, sock, arg),
                                self, None)  # type: ignore[arg-type]
-        selector = self._selector
-        # The usual case, fd not registered: register and unregister it
-        # directly; else as _add_reader/_remove_reader.
-        watch = selector._new_watch(fd, _EVENT_READ, (handle, None))
-        if watch is None:
-            self._install_handle(fd, _EVENT_READ, handle)
+        wait = self._begin_read_wait(fd, handle)
         try:
             return await fut
         finally:
-            # The handle is this call's own: left in the ready queue, it
-            # finds the future done.  A reader that add_reader() put in
-            # its place (cancelling it) stays.
-            if (watch is None or not selector._drop_watch(fd, watch, handle)) \
-                    and not handle.cancelled():
-                self._remove_reader(fd)
+            self._end_read_wait(fd, handle, wait)
 
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         if self._debug or type(sock) is not _socket:

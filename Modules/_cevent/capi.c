@@ -12,7 +12,7 @@
 static PyTypeObject *capi_context_type = NULL;
 
 static CEvent_Context *
-capi_context_as_context(PyObject *obj)
+capi_as_context(PyObject *obj)
 {
     ContextObject *self;
 
@@ -28,6 +28,58 @@ capi_context_as_context(PyObject *obj)
         return NULL;
     }
     return (CEvent_Context *)self->ctx;
+}
+
+/* The open AioContext object @obj, or NULL with TypeError/ValueError. */
+static ContextObject *
+capi_context_check(PyObject *obj)
+{
+    if (capi_as_context(obj) == NULL) {
+        return NULL;
+    }
+    return (ContextObject *)obj;
+}
+
+static int
+capi_context_poll(PyObject *obj, int64_t deadline_ns)
+{
+    ContextObject *self = capi_context_check(obj);
+
+    if (self == NULL) {
+        return -1;
+    }
+    return cev_context_poll_until(self, deadline_ns);
+}
+
+static int
+capi_context_exception_pending(PyObject *obj)
+{
+    if (capi_context_type == NULL ||
+        !PyObject_TypeCheck(obj, capi_context_type)) {
+        return 0;
+    }
+    return ((ContextObject *)obj)->exc_type != NULL;
+}
+
+static int
+capi_context_store_exception(PyObject *obj, PyObject *culprit)
+{
+    if (!PyErr_Occurred()) {
+        PyErr_SetString(PyExc_SystemError,
+                        "Context_StoreException() needs an exception set");
+        return -1;
+    }
+    if (capi_context_type == NULL ||
+        !PyObject_TypeCheck(obj, capi_context_type)) {
+        PyErr_WriteUnraisable(culprit);
+        return -1;
+    }
+    if (((ContextObject *)obj)->poll_depth == 0) {
+        PyErr_WriteUnraisable(culprit);     /* no poll() to raise it */
+        return 0;
+    }
+    cev_context_store_exception((ContextObject *)obj, culprit);
+    return 0;
 }
 
 static void
@@ -167,6 +219,7 @@ capi_add_sqe(CEvent_Context *ctx, CEvent_PrepSqe *prep_sqe, void *opaque,
         errno = EOPNOTSUPP;
         return -1;
     }
+    /* so its user_data is CEVENT_SQE_USER_DATA(handler) (cevent.h) */
     cqe_handler = (CqeHandler *)(void *)handler->cevent_private;
     memset(cqe_handler, 0, sizeof(*cqe_handler));
     cqe_handler->cb = capi_cqe_trampoline;
@@ -184,7 +237,7 @@ capi_add_sqe(CEvent_Context *ctx, CEvent_PrepSqe *prep_sqe, void *opaque,
 static const CEvent_CAPI capi = {
     .abi_version = CEVENT_ABI_VERSION,
     .struct_size = sizeof(CEvent_CAPI),
-    .Context_AsContext = capi_context_as_context,
+    .Context_AsContext = capi_as_context,
     .set_fd_handler = capi_set_fd_handler,
     .bh_new = capi_bh_new,
     .bh_schedule = capi_bh_schedule,
@@ -199,6 +252,9 @@ static const CEvent_CAPI capi = {
     .notify = capi_notify,
     .has_io_uring = capi_has_io_uring,
     .add_sqe = capi_add_sqe,
+    .Context_Poll = capi_context_poll,
+    .Context_ExceptionPending = capi_context_exception_pending,
+    .Context_StoreException = capi_context_store_exception,
 };
 
 PyObject *

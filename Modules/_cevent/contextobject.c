@@ -179,23 +179,6 @@ cev_context_store_exception(ContextObject *self, PyObject *culprit)
     }
 }
 
-#ifdef CONFIG_LINUX_IO_URING
-bool
-cev_context_has_io_uring(ContextObject *self)
-{
-    return self->ctx != NULL && aio_has_io_uring(self->ctx);
-}
-
-void
-cev_context_add_sqe(ContextObject *self,
-                    void (*prep_sqe)(struct io_uring_sqe *sqe, void *opaque),
-                    void *opaque, CqeHandler *cqe_handler)
-{
-    assert(cev_context_has_io_uring(self));
-    aio_add_sqe(self->ctx, prep_sqe, opaque, cqe_handler);
-}
-#endif
-
 int
 cev_fd_converter(PyObject *obj, int *fd)
 {
@@ -418,6 +401,10 @@ context_close_impl(ContextObject *self)
     while (!QLIST_EMPTY(&self->timers)) {
         PyObject *armed_ref = cev_timer_detach(QLIST_FIRST(&self->timers));
         Py_XDECREF(armed_ref);
+    }
+    if (self->poll_deadline != NULL) {
+        timer_free(self->poll_deadline);
+        self->poll_deadline = NULL;
     }
     aio_context_unref(ctx);
     return 0;
@@ -831,11 +818,40 @@ context_run(ContextObject *self, run_kind what, bool blocking)
     return PyBool_FromLong(result);
 }
 
-/* AioContext.poll(blocking) for C callers (cevent.Loop's _run_once). */
-int
-cev_context_poll(ContextObject *self, bool blocking)
+static void
+context_poll_deadline_cb(void *opaque)
 {
-    return context_run_step(self, RUN_POLL, blocking) < 0 ? -1 : 0;
+    (void)opaque;       /* firing is all it is for: poll() returns */
+}
+
+int
+cev_context_poll_until(ContextObject *self, int64_t deadline_ns)
+{
+    QEMUTimer *ts;
+
+    if (deadline_ns <= 0) {
+        return context_run_step(self, RUN_POLL, false) < 0 ? -1 : 0;
+    }
+    if (cev_context_check_open(self) < 0) {
+        return -1;
+    }
+    ts = self->poll_deadline;
+    if (deadline_ns == INT64_MAX) {
+        if (ts != NULL && timer_pending(ts)) {
+            timer_del(ts);
+        }
+    }
+    else {
+        if (ts == NULL) {
+            ts = aio_timer_new(self->ctx, QEMU_CLOCK_REALTIME, SCALE_NS,
+                               context_poll_deadline_cb, NULL);
+            self->poll_deadline = ts;
+        }
+        if ((int64_t)timer_expire_time_ns(ts) != deadline_ns) {
+            timer_mod_ns(ts, deadline_ns);
+        }
+    }
+    return context_run_step(self, RUN_POLL, true) < 0 ? -1 : 0;
 }
 
 PyDoc_STRVAR(context_poll_doc,

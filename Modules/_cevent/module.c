@@ -281,7 +281,6 @@ cevent_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(state->capsule);
     Py_VISIT(state->backends);
     Py_VISIT(state->unavailable);
-    Py_VISIT(state->loop_face);
     return 0;
 }
 
@@ -301,7 +300,6 @@ cevent_clear(PyObject *module)
     Py_CLEAR(state->capsule);
     Py_CLEAR(state->backends);
     Py_CLEAR(state->unavailable);
-    Py_CLEAR(state->loop_face);
     return 0;
 }
 
@@ -368,11 +366,6 @@ cevent_exec(PyObject *module)
              state->PollerType);
     ADD_TYPE(MemoryPollerType, cev_memory_poller_spec, state->PollerType);
 #undef ADD_TYPE
-
-    /* The asyncio face, the floor above, built into this module */
-    if (cev_loop_exec(module) < 0) {
-        return -1;
-    }
 
     if (PyModule_AddIntConstant(module, "CLOCK_REALTIME",
                                 QEMU_CLOCK_REALTIME) < 0 ||

@@ -52,11 +52,6 @@ typedef struct {
     PyObject *capsule;                   /* cevent._C_API */
     PyObject *backends;                  /* tuple, best first */
     PyObject *unavailable;               /* dict: backend -> reason */
-    /*
-     * The asyncio face (Modules/_loop/): its _LoopConfig object, which
-     * holds its types and configuration.  Opaque here.
-     */
-    PyObject *loop_face;
 } cevent_state;
 
 extern PyModuleDef ceventmodule;
@@ -75,47 +70,6 @@ cevent_state_by_type(PyTypeObject *tp)
     PyObject *module = PyType_GetModuleByDef(tp, &ceventmodule);
     assert(module != NULL);
     return get_cevent_state(module);
-}
-
-/*
- * asyncio's "except (SystemExit, KeyboardInterrupt): raise" followed by
- * "except BaseException as exc", for the exception that is set: returns
- * NULL with it still set for SystemExit and KeyboardInterrupt (they
- * propagate); otherwise clears the error indicator and returns the
- * exception, normalized and with its traceback attached (new reference).
- */
-static inline PyObject *
-cev_catch_exception(void)
-{
-    PyObject *type, *value, *tb;
-
-    assert(PyErr_Occurred());
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-        return NULL;
-    }
-    PyErr_Fetch(&type, &value, &tb);
-    PyErr_NormalizeException(&type, &value, &tb);
-    if (tb != NULL) {
-        PyException_SetTraceback(value, tb);
-    }
-    Py_DECREF(type);
-    Py_XDECREF(tb);
-    return value;
-}
-
-/*
- * For METH_FASTCALL methods that take no arguments: 0, or -1 with
- * TypeError("@name() takes no arguments").
- */
-static inline int
-cev_check_no_args(const char *name, Py_ssize_t nargs, PyObject *kwnames)
-{
-    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
-        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", name);
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- callback records (callback.c) ---------------------------------- */
@@ -197,6 +151,12 @@ typedef struct ContextObject {
      */
     pid_t owner_pid;
     QLIST_ENTRY(ContextObject) fork_link;
+    /*
+     * Added for the C API's Context_Poll(): the timer that makes a
+     * blocking poll return at its deadline.  Made at the first deadline,
+     * freed by close().
+     */
+    QEMUTimer *poll_deadline;
 } ContextObject;
 
 /* Raise ValueError and return -1 if closed; else 0. */
@@ -204,8 +164,12 @@ int cev_context_check_process(ContextObject *self);
 int cev_context_check_open(ContextObject *self);
 /* The ValueError of every operation on a closed context or its objects. */
 void cev_context_set_closed_error(void);
-/* AioContext.poll(blocking): 0, or -1 with an exception set. */
-int cev_context_poll(ContextObject *self, bool blocking);
+/*
+ * The C API's Context_Poll(): AioContext.poll(), waiting at most until
+ * @deadline_ns (QEMU_CLOCK_REALTIME; <= 0: no wait, INT64_MAX: no
+ * deadline).  0, or -1 with an exception set.
+ */
+int cev_context_poll_until(ContextObject *self, int64_t deadline_ns);
 /* Raise RuntimeError and return -1 if not on the home thread; else 0. */
 int cev_context_check_home(ContextObject *self);
 /*
@@ -220,21 +184,6 @@ void cev_context_store_exception(ContextObject *self, PyObject *culprit);
  * thread would otherwise wait for the GIL the waker still holds.
  */
 bool cev_context_wake_needs_release(ContextObject *self);
-
-#ifdef CONFIG_LINUX_IO_URING
-/*
- * aio_has_io_uring() and aio_add_sqe() for the asyncio face: whether the
- * open context @self takes io_uring requests, and queueing one (only then,
- * with the GIL held on the home thread; ->cb() runs with the GIL held,
- * inside poll()).  Requests still in flight when the context closes are
- * cancelled and reaped by close() without their ->cb() running.
- */
-bool cev_context_has_io_uring(ContextObject *self);
-void cev_context_add_sqe(ContextObject *self,
-                         void (*prep_sqe)(struct io_uring_sqe *sqe,
-                                          void *opaque),
-                         void *opaque, CqeHandler *cqe_handler);
-#endif
 
 /* Why io_uring is unusable, from a failed forced creation (new str). */
 PyObject *cev_io_uring_reason(const Error *err);
@@ -341,13 +290,6 @@ extern PyType_Spec cev_lockcnt_spec;
 extern PyType_Spec cev_poller_spec;
 extern PyType_Spec cev_event_notifier_poller_spec;
 extern PyType_Spec cev_memory_poller_spec;
-
-/*
- * The asyncio face (Modules/_loop/, built into this module): adds its types
- * and its _LoopConfig object to @module and stores that object in the
- * module state (loop_face).  0, or -1 with an exception set.
- */
-int cev_loop_exec(PyObject *module);
 
 /*
  * Create a type from @spec (with @base, or NULL) for @module and add it to

@@ -1333,6 +1333,7 @@ typedef struct {
     int32_t res;
     uint32_t flags;
     int resubmit_errno;             /* chain: add_sqe() failed from cb */
+    uint64_t target;                /* ASYNC_CANCEL: the request's user_data */
 } UringReq;
 
 #define URING_REQ "_cevent_testcapi.uring_req"
@@ -1345,6 +1346,11 @@ uring_prep(struct io_uring_sqe *sqe, void *opaque)
     /* By hand, as liburing's io_uring_prep_rw() does; no user_data */
     memset(sqe, 0, sizeof(*sqe));
     sqe->opcode = (uint8_t)req->opcode;
+    if (req->opcode == IORING_OP_ASYNC_CANCEL) {
+        sqe->fd = -1;
+        sqe->addr = req->target;
+        return;
+    }
     sqe->fd = req->fd;
     sqe->addr = (uint64_t)(uintptr_t)(req->buf + req->got);
     sqe->len = (uint32_t)req->len;
@@ -1399,8 +1405,8 @@ uring_req_get(PyObject *capsule)
 
 /* Make and submit a request; a capsule, or NULL with an exception set */
 static PyObject *
-uring_submit(PyObject *pyctx, int opcode, int fd, uint64_t off,
-             const char *data, size_t len, int chain)
+uring_submit_to(PyObject *pyctx, int opcode, int fd, uint64_t off,
+                const char *data, size_t len, int chain, uint64_t target)
 {
     CEvent_Context *ctx = CEvent_API->Context_AsContext(pyctx);
     UringReq *req;
@@ -1431,6 +1437,7 @@ uring_submit(PyObject *pyctx, int opcode, int fd, uint64_t off,
     req->cap = len;
     req->len = chain && (size_t)chain < len ? (size_t)chain : len;
     req->chain = chain;
+    req->target = target;
     req->res = INT32_MIN;
     capsule = PyCapsule_New(req, URING_REQ, uring_req_destructor);
     if (capsule == NULL) {
@@ -1445,6 +1452,189 @@ uring_submit(PyObject *pyctx, int opcode, int fd, uint64_t off,
     }
     req->in_flight = 1;
     return capsule;
+}
+
+static PyObject *
+uring_submit(PyObject *pyctx, int opcode, int fd, uint64_t off,
+             const char *data, size_t len, int chain)
+{
+    return uring_submit_to(pyctx, opcode, fd, off, data, len, chain, 0);
+}
+
+PyDoc_STRVAR(uring_cancel_doc,
+"uring_cancel(ctx, request) -> request: IORING_OP_ASYNC_CANCEL of request,\n"
+"named by CEVENT_SQE_USER_DATA() of its handler.");
+
+static PyObject *
+testcapi_uring_cancel(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *pyctx, *capsule;
+    UringReq *target;
+
+    if (!PyArg_ParseTuple(args, "OO:uring_cancel", &pyctx, &capsule)) {
+        return NULL;
+    }
+    target = uring_req_get(capsule);
+    if (target == NULL) {
+        return NULL;
+    }
+    return uring_submit_to(pyctx, IORING_OP_ASYNC_CANCEL, -1, 0, NULL, 0, 0,
+                           CEVENT_SQE_USER_DATA(&target->handler));
+}
+
+/* ---- driving a context (Context_Poll, Context_*Exception) -------- */
+
+PyDoc_STRVAR(context_poll_doc,
+"context_poll(ctx, deadline_ns) -> None: Context_Poll().");
+
+static PyObject *
+testcapi_context_poll(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *pyctx;
+    long long deadline;
+
+    if (!PyArg_ParseTuple(args, "OL:context_poll", &pyctx, &deadline)) {
+        return NULL;
+    }
+    if (CEvent_API->Context_Poll(pyctx, (int64_t)deadline) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* A oneshot BH that raises from C and hands the exception to the poll. */
+typedef struct {
+    PyObject *ctx;                  /* strong */
+    PyObject *message;              /* strong */
+    int pending[3];                 /* ExceptionPending: before, after, 2nd */
+    int stored[2];                  /* Context_StoreException's results */
+    int times;                      /* how many exceptions to raise */
+    int ran;
+} RaiseBH;
+
+#define RAISE_BH "_cevent_testcapi.raise_bh"
+
+static void
+raise_bh_cb(void *opaque)
+{
+    RaiseBH *rb = opaque;
+
+    rb->ran = 1;
+    rb->pending[0] = CEvent_API->Context_ExceptionPending(rb->ctx);
+    for (int i = 0; i < rb->times && i < 2; i++) {
+        PyErr_SetObject(PyExc_RuntimeError, rb->message);
+        rb->stored[i] = CEvent_API->Context_StoreException(rb->ctx, NULL);
+        rb->pending[1 + i] = CEvent_API->Context_ExceptionPending(rb->ctx);
+    }
+}
+
+static void
+raise_bh_destructor(PyObject *capsule)
+{
+    RaiseBH *rb = PyCapsule_GetPointer(capsule, RAISE_BH);
+
+    if (rb != NULL && rb->ran) {    /* else the loop may still run it */
+        Py_XDECREF(rb->ctx);
+        Py_XDECREF(rb->message);
+        PyMem_RawFree(rb);
+    }
+}
+
+PyDoc_STRVAR(raise_in_bh_doc,
+"raise_in_bh(ctx, message, times=1) -> handle: a oneshot BH that raises\n"
+"RuntimeError(message) `times` times (1 or 2) from C, each handed over\n"
+"with Context_StoreException().");
+
+static PyObject *
+testcapi_raise_in_bh(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *pyctx, *message, *capsule;
+    CEvent_Context *ctx;
+    RaiseBH *rb;
+    int times = 1;
+
+    if (!PyArg_ParseTuple(args, "OU|i:raise_in_bh", &pyctx, &message,
+                          &times)) {
+        return NULL;
+    }
+    ctx = CEvent_API->Context_AsContext(pyctx);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    rb = PyMem_RawCalloc(1, sizeof(*rb));
+    if (rb == NULL) {
+        return PyErr_NoMemory();
+    }
+    rb->ctx = Py_NewRef(pyctx);
+    rb->message = Py_NewRef(message);
+    rb->times = times;
+    rb->pending[0] = rb->pending[1] = rb->pending[2] = -1;
+    rb->stored[0] = rb->stored[1] = -2;
+    capsule = PyCapsule_New(rb, RAISE_BH, raise_bh_destructor);
+    if (capsule == NULL) {
+        Py_DECREF(rb->ctx);
+        Py_DECREF(rb->message);
+        PyMem_RawFree(rb);
+        return NULL;
+    }
+    CEvent_API->bh_schedule_oneshot(ctx, raise_bh_cb, rb);
+    return capsule;
+}
+
+PyDoc_STRVAR(raise_bh_result_doc,
+"raise_bh_result(handle) -> dict: ran, pending (ExceptionPending before,\n"
+"after each), stored (StoreException's results).");
+
+static PyObject *
+testcapi_raise_bh_result(PyObject *Py_UNUSED(module), PyObject *capsule)
+{
+    RaiseBH *rb = PyCapsule_GetPointer(capsule, RAISE_BH);
+
+    if (rb == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("{s:i,s:(iii),s:(ii)}", "ran", rb->ran,
+                         "pending", rb->pending[0], rb->pending[1],
+                         rb->pending[2], "stored", rb->stored[0],
+                         rb->stored[1]);
+}
+
+PyDoc_STRVAR(store_exception_doc,
+"store_exception(obj, set_error) -> int: Context_StoreException(obj)\n"
+"outside any callback, with RuntimeError('outside') set or (set_error\n"
+"false) nothing set.");
+
+static PyObject *
+testcapi_store_exception(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    PyObject *obj;
+    int set_error, rc;
+
+    if (!PyArg_ParseTuple(args, "Op:store_exception", &obj, &set_error)) {
+        return NULL;
+    }
+    if (set_error) {
+        PyErr_SetString(PyExc_RuntimeError, "outside");
+    }
+    rc = CEvent_API->Context_StoreException(obj, obj);
+    if (rc < 0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyErr_Occurred()) {
+        PyErr_SetString(PyExc_AssertionError,
+                        "Context_StoreException left an error set");
+        return NULL;
+    }
+    return PyLong_FromLong(rc);
+}
+
+PyDoc_STRVAR(exception_pending_doc,
+"exception_pending(obj) -> int: Context_ExceptionPending(obj).");
+
+static PyObject *
+testcapi_exception_pending(PyObject *Py_UNUSED(module), PyObject *obj)
+{
+    return PyLong_FromLong(CEvent_API->Context_ExceptionPending(obj));
 }
 
 PyDoc_STRVAR(uring_available_doc,
@@ -1654,6 +1844,12 @@ static PyMethodDef testcapi_methods[] = {
     FN(uring_buffer, METH_O),
     FN(uring_abandon, METH_O),
     FN(uring_bad_calls, METH_O),
+    FN(uring_cancel, METH_VARARGS),
+    FN(context_poll, METH_VARARGS),
+    FN(raise_in_bh, METH_VARARGS),
+    FN(raise_bh_result, METH_O),
+    FN(store_exception, METH_VARARGS),
+    FN(exception_pending, METH_O),
     {NULL, NULL, 0, NULL}
 };
 

@@ -1,6 +1,6 @@
 """CPython's asyncio tests (test_asyncio_compat.py) on cevent.Loop with the
 io_uring fd monitor, where socket transports read through the ring
-(cevent._cevent._RingReader).  test_asyncio_compat.py picks its backend at
+(cevent._loopcore._RingReader).  test_asyncio_compat.py picks its backend at
 import (CEVENT_COMPAT_BACKEND; by default the Loop's, epoll), so this runs
 it again in a fresh interpreter with io_uring forced."""
 

@@ -77,7 +77,7 @@ def test_call_later_never_early(loop):
 def test_deadline_rounding():
     # Deadlines are whole ns rounded up from the exact value of the float:
     # the float 0.1 is a little more than 100 ms.
-    from cevent._loop import _seconds_to_ns_ceil
+    from cevent._loopcore import _ns_ceil as _seconds_to_ns_ceil
 
     rng = random.Random(8)
     values = [0, 1, 2, 0.1, 0.5, 1e-9, 1e-10, 1.5e-3, 1e5 + 1e-7, -0.25,
@@ -689,7 +689,7 @@ def _receive(loop, payloads, max_size=None):
 
 
 def test_socket_transport_reads_into_the_loop_buffer(loop):
-    from cevent._loop import _SocketTransport
+    from cevent._transport import _SocketTransport
 
     payloads = [os.urandom(n) for n in (1, 1000, 70_000, 600_000)]
     kind, chunks = _receive(loop, payloads)

@@ -1,4 +1,4 @@
-"""cevent.Loop's native core (Modules/_loop/loopcoreobject.c): call_soon() and
+"""cevent.Loop's native core (Modules/_loopcore/loopcoreobject.c): call_soon() and
 the running of ready handles in C, checked against what asyncio's Python
 Handle and BaseEventLoop do."""
 
@@ -12,7 +12,7 @@ import weakref
 import pytest
 
 import cevent
-from cevent import _asyncio_layout, _cevent
+from cevent import _asyncio_layout, _loopcore
 
 # C code with reference counting of its own: run under memcheck too.
 pytestmark = pytest.mark.valgrind
@@ -26,7 +26,7 @@ def run_pending(loop):
 
 
 def test_loop_is_a_loopcore(loop):
-    assert isinstance(loop, _cevent._LoopCore)
+    assert isinstance(loop, _loopcore._LoopCore)
     assert isinstance(loop, asyncio.AbstractEventLoop)
 
 
@@ -289,16 +289,16 @@ def test_loop_cycle_is_collected():
 
 
 def test_configure_rejects_bad_arguments():
-    from cevent import _asyncio_layout, _loop
+    from cevent import _asyncio_layout, _core
 
-    good = dict(handle_type=asyncio.Handle, timer_type=_loop.TimerHandle,
+    good = dict(handle_type=asyncio.Handle, timer_type=_core.TimerHandle,
                 plain_handle_types=(), exc_hook=print, call_soon=print,
                 call_soon_threadsafe=print, new_timer_debug=print,
                 future_type=asyncio.Future,
                 **_asyncio_layout.C_LAYOUT)
 
     def configure(**change):
-        _cevent._loop_config.configure(**{**good, **change})
+        _loopcore.configure(**{**good, **change})
 
     with pytest.raises(TypeError):
         configure(handle_type=1)
@@ -309,10 +309,10 @@ def test_configure_rejects_bad_arguments():
     with pytest.raises(TypeError):
         configure(future_type=print)    # the Future type must be a type
     with pytest.raises(TypeError):
-        _cevent._loop_config.configure(handle_type=asyncio.Handle,
+        _loopcore.configure(handle_type=asyncio.Handle,
                                        plain_handle_types=())
     with pytest.raises(TypeError):      # positional arguments
-        _cevent._loop_config.configure(*good.values())
+        _loopcore.configure(*good.values())
     # the layout that cevent._asyncio_layout passes
     with pytest.raises(TypeError):
         configure(handle_slots=None)    # without timer_slots=None
@@ -404,19 +404,19 @@ def test_ns_ceil_exact():
     values += [rng.randrange(10**9) / 1e9 for _ in range(5000)]
     for value in values:
         exact = math.ceil(Fraction(value) * 10**9)
-        assert _cevent._ns_ceil(value) == max(-never, min(never, exact)), \
+        assert _loopcore._ns_ceil(value) == max(-never, min(never, exact)), \
             value
-    assert _cevent._ns_ceil(3) == 3 * 10**9
-    assert _cevent._ns_ceil(10**30) == 10**39          # ints: exact
-    assert _cevent._ns_ceil(Fraction(1, 3)) == 333333334
-    assert _cevent._ns_ceil(1e300) == never
-    assert _cevent._ns_ceil(-1e300) == -never
-    assert _cevent._ns_ceil(float("inf")) == never
-    assert _cevent._ns_ceil(float("-inf")) == -never
+    assert _loopcore._ns_ceil(3) == 3 * 10**9
+    assert _loopcore._ns_ceil(10**30) == 10**39          # ints: exact
+    assert _loopcore._ns_ceil(Fraction(1, 3)) == 333333334
+    assert _loopcore._ns_ceil(1e300) == never
+    assert _loopcore._ns_ceil(-1e300) == -never
+    assert _loopcore._ns_ceil(float("inf")) == never
+    assert _loopcore._ns_ceil(float("-inf")) == -never
     with pytest.raises(ValueError, match="invalid time"):
-        _cevent._ns_ceil(float("nan"))
+        _loopcore._ns_ceil(float("nan"))
     with pytest.raises(TypeError):
-        _cevent._ns_ceil("1")
+        _loopcore._ns_ceil("1")
 
 
 # ---- timers: call_later/call_at and the C heap ------------------------------
@@ -426,7 +426,7 @@ def _noop():
 
 
 def test_call_later_makes_a_timer_handle(loop):
-    from cevent._loop import TimerHandle
+    from cevent._core import TimerHandle
 
     def cb(*args):
         pass
@@ -518,7 +518,7 @@ def test_cancelled_timers_purged_in_c(loop):
 
 
 def test_scheduled_attribute_assignment(loop):
-    from cevent._loop import TimerHandle
+    from cevent._core import TimerHandle
 
     got = []
     a = loop.call_later(100, got.append, "a")
@@ -733,7 +733,7 @@ def test_fdwatch_queues_reader_and_writer(loop):
     sel = _FakeSelector()
     r = asyncio.Handle(print, (), loop)
     w = asyncio.Handle(print, (), loop)
-    watch = _cevent._FdWatch(_key(5, r, None), ready, sel)
+    watch = _loopcore._FdWatch(_key(5, r, None), ready, sel)
     assert watch.ready is ready and watch.selector is sel
     watch.read_ready()
     watch.write_ready()                      # no writer: nothing
@@ -758,16 +758,16 @@ def test_fdwatch_queues_reader_and_writer(loop):
 def test_fdwatch_bad_key(loop):
     from collections import deque
 
-    watch = _cevent._FdWatch((1, 2), deque(), _FakeSelector())
+    watch = _loopcore._FdWatch((1, 2), deque(), _FakeSelector())
     with pytest.raises(TypeError, match="SelectorKey"):
         watch.read_ready()
     watch.key = (1, 1, 1, "not a pair")
     with pytest.raises(TypeError, match="reader, writer"):
         watch.read_ready()
     with pytest.raises(AttributeError):
-        _cevent._FdWatch((1, 2), object(), _FakeSelector())
+        _loopcore._FdWatch((1, 2), object(), _FakeSelector())
     with pytest.raises(TypeError, match="_LoopCore"):
-        _cevent._FdWatch((1, 2), deque(), _FakeSelector(), object())
+        _loopcore._FdWatch((1, 2), deque(), _FakeSelector(), object())
 
 
 def test_cancelled_reader_is_dropped_by_the_loop(loop):
@@ -795,7 +795,7 @@ def test_fdwatch_cycle_is_collected():
 
     ready = deque()
     sel = _FakeSelector()
-    watch = _cevent._FdWatch(_key(1, None, None), ready, sel)
+    watch = _loopcore._FdWatch(_key(1, None, None), ready, sel)
     sel.watch = watch                        # selector <-> watch
     ref = weakref.ref(sel)
     del sel, watch
@@ -808,15 +808,15 @@ def test_debug_timer_helper_must_return_a_timer_handle(loop):
     debug-mode helper returning anything else is refused."""
     from asyncio import base_events, events
 
-    from cevent import _asyncio_layout, _loop
+    from cevent import _asyncio_layout, _core
 
     def configure(new_timer_debug):
-        _cevent._loop_config.configure(
+        _loopcore.configure(
             **_asyncio_layout.C_LAYOUT,
-            handle_type=events.Handle, timer_type=_loop.TimerHandle,
+            handle_type=events.Handle, timer_type=_core.TimerHandle,
             plain_handle_types=(events.Handle, events.TimerHandle,
-                                _loop.TimerHandle),
-            exc_hook=_loop._handle_exception,
+                                _core.TimerHandle),
+            exc_hook=_core._handle_exception,
             call_soon=base_events.BaseEventLoop.call_soon,
             call_soon_threadsafe=base_events.BaseEventLoop.call_soon_threadsafe,
             new_timer_debug=new_timer_debug,
@@ -828,7 +828,7 @@ def test_debug_timer_helper_must_return_a_timer_handle(loop):
         with pytest.raises(TypeError, match="not a TimerHandle"):
             loop.call_later(1, print)
     finally:
-        configure(_loop._new_timer_debug)
+        configure(_core._new_timer_debug)
     assert loop._scheduled == []
     h = loop.call_later(1, print)           # the real helper again
     assert loop._scheduled == [h]

@@ -1,7 +1,7 @@
 """cevent.Loop on io_uring: socket transports read through the ring.
 
 A transport whose protocol is a plain ``asyncio.Protocol`` reads with recv
-requests on the context's ring (``cevent._cevent._RingReader``) instead of
+requests on the context's ring (``cevent._loopcore._RingReader``) instead of
 readiness.  These tests check what asyncio promises on that path and
 what the ring adds: nothing read is lost across pause_reading(), close()
 and a change of protocol; errors and EOF surface as asyncio's; requests
@@ -462,7 +462,7 @@ def test_loop_close_with_requests_in_flight(loop):
 
 
 def test_reader_needs_io_uring():
-    from cevent._cevent import _RingReader
+    from cevent._loopcore import _RingReader
 
     lp = cevent.new_event_loop(backend="epoll")
     try:

@@ -18,7 +18,7 @@ import threading
 
 import pytest
 
-from cevent._cevent import _sock_recv_nowait
+from cevent._loopcore import _sock_recv_nowait
 from support import checked_loop, run, scaled
 
 

@@ -17,8 +17,8 @@ from asyncio import selector_events
 
 import pytest
 
-from cevent import _cevent
-from cevent._loop import _SocketTransport
+from cevent import _loopcore
+from cevent._transport import _SocketTransport
 from support import Recorder, accepted, run, scaled
 
 # C code with reference counting of its own: run under memcheck too.
@@ -36,7 +36,7 @@ async def receive(loop, sock, size):
 
 
 def test_native_methods_come_first():
-    core = _cevent._SocketTransportCore
+    core = _loopcore._SocketTransportCore
     assert _SocketTransport.__mro__[1] is core
     for name in ("write", "_read_ready", "_read_ready__data_received"):
         assert getattr(_SocketTransport, name) is core.__dict__[name]
@@ -292,7 +292,7 @@ def test_no_reference_leaks(loop):
         b.close()
         await asyncio.sleep(0)
 
-    core = _cevent._SocketTransportCore
+    core = _loopcore._SocketTransportCore
     run(loop, one())
     gc.collect()
     counts = sys.getrefcount(_SocketTransport), sys.getrefcount(core)
@@ -305,7 +305,7 @@ def test_no_reference_leaks(loop):
 
 def test_core_alone():
     """The native base on its own: nothing to read, clear errors."""
-    core = _cevent._SocketTransportCore()
+    core = _loopcore._SocketTransportCore()
     with pytest.raises(AttributeError):
         core.write(b"x")                        # no _eof attribute
     with pytest.raises(AttributeError):

@@ -120,6 +120,14 @@ struct CEvent_CqeHandler {
     void *cevent_private[6];    /* cevent's; do not touch */
 };
 
+/*
+ * The user_data of the request made with @handler, for the requests that
+ * name another one by it (IORING_OP_ASYNC_CANCEL: io_uring_prep_cancel64()).
+ * Valid from add_sqe() until the handler's cb has run.
+ */
+#define CEVENT_SQE_USER_DATA(handler) \
+    ((uint64_t)(uintptr_t)(void *)(handler)->cevent_private)
+
 /* Clock ids, as cevent.CLOCK_* */
 #define CEVENT_CLOCK_REALTIME 0
 #define CEVENT_CLOCK_VIRTUAL  1
@@ -250,11 +258,72 @@ typedef struct {
      */
     int (*add_sqe)(CEvent_Context *ctx, CEvent_PrepSqe *prep_sqe,
                    void *opaque, CEvent_CqeHandler *handler);
+
+    /*
+     * ---- driving a context from C (appended; see Versioning) ----
+     * For event loops built on a context, as cevent.Loop is: they take the
+     * AioContext object itself, not its CEvent_Context.  GIL required.
+     */
+
+    /*
+     * AioContext.poll() with a deadline: one iteration of aio_poll(),
+     * waiting for at most until deadline_ns, in ns on CEVENT_CLOCK_REALTIME
+     * (clock_get_ns()).  deadline_ns <= 0 (CEVENT_POLL_NOWAIT) does not
+     * wait; CEVENT_POLL_FOREVER waits until something happens.  The GIL is
+     * released while it waits and spins.  Home thread only, as poll().
+     * Returns 0, or -1 with an exception set: the first exception raised
+     * by a callback of this iteration (see Context_StoreException), or
+     * TypeError/ValueError/RuntimeError for a wrong object, a closed
+     * context or another thread.  The context keeps one timer for the
+     * deadline, so calling it with the same deadline again costs no timer
+     * update.
+     */
+    int (*Context_Poll)(PyObject *context, int64_t deadline_ns);
+
+    /*
+     * 1 if a callback of the context's running poll() has raised an
+     * exception that the poll will raise when it returns, else 0 (also for
+     * an object that is not an AioContext).  No exception is set.  A loop
+     * that runs callbacks of its own inside the poll (from an fd handler
+     * or a cqe's cb) can stop running them then, as the poll would.
+     */
+    int (*Context_ExceptionPending)(PyObject *context);
+
+    /*
+     * Hand the exception that is set to the context's running poll(),
+     * from inside one of its callbacks (a C fd handler, BH, timer or cqe
+     * cb): the error indicator is cleared and the poll raises the
+     * exception when it returns, as it does for a Python callback's.  If
+     * one is pending already, or no poll() is running, the exception is
+     * reported with PyErr_WriteUnraisable(culprit) instead (culprit may be
+     * NULL).  Returns 0; -1 (exception reported the same way) for an
+     * object that is not an AioContext, or with SystemError set when no
+     * exception is set.
+     */
+    int (*Context_StoreException)(PyObject *context, PyObject *culprit);
 } CEvent_CAPI;
 
+/* Context_Poll() deadlines */
+#define CEVENT_POLL_NOWAIT  ((int64_t)0)
+#define CEVENT_POLL_FOREVER INT64_MAX
+
 #ifndef CEVENT_PROVIDER
-/* Each translation unit that uses the API keeps its own pointer. */
+/*
+ * By default each translation unit that uses the API keeps its own
+ * pointer, set by its own CEvent_Import().  A consumer made of several
+ * files can share one instead: define CEVENT_API_SHARED before including
+ * this header in all of them, and CEVENT_API_DEFINE too in exactly one of
+ * them, which defines the pointer (give the module -fvisibility=hidden,
+ * or the pointer is exported from it).  CEvent_Import() in any of the
+ * files then sets it for all.
+ */
+#if defined(CEVENT_API_SHARED) && defined(CEVENT_API_DEFINE)
+const CEvent_CAPI *CEvent_API = NULL;
+#elif defined(CEVENT_API_SHARED)
+extern const CEvent_CAPI *CEvent_API;
+#else
 static const CEvent_CAPI *CEvent_API = NULL;
+#endif
 
 /*
  * Import cevent's C API.  GIL required.  0 on success, -1 with ImportError

@@ -42,7 +42,7 @@
  * and before any Python code runs.
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
 #include <errno.h>
 #include <sys/socket.h>
@@ -137,8 +137,7 @@ cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
         return PyBytes_FromStringAndSize(NULL, 0);
     }
     if (n <= TRANSPORT_RECV_MAX) {
-        cfg = &((LoopConfigObject *)get_cevent_state(module)->loop_face)
-                   ->transport;
+        cfg = &((loopcore_state *)PyModule_GetState(module))->transport;
         buf = transport_recv_buf(cfg);
         if (buf == NULL) {
             return NULL;
@@ -176,12 +175,12 @@ cev_sock_recv_nowait(PyObject *module, PyObject *const *args,
 static cev_transport_config *
 transport_config(PyTypeObject *defining_class)
 {
-    cev_transport_config *cfg = &cev_loop_face(defining_class)->transport;
+    cev_transport_config *cfg =
+        &((loopcore_state *)PyType_GetModuleState(defining_class))->transport;
 
     if (cfg->names[0] == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
-                        "cevent._cevent._loop_config.configure() was not "
-                        "called");
+                        "cevent._loopcore.configure() was not called");
         return NULL;
     }
     return cfg;

@@ -1,30 +1,94 @@
 /*
- * cevent's asyncio face: private declarations shared by its C files.
+ * cevent._loopcore: private declarations shared by its C files.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  *
- * The face is the third floor of cevent (the README's "Source layout"):
- * asyncio's event loop on an AioContext.  Its C part lives here, built
- * into the cevent._cevent extension; its Python part is
- * Lib/cevent/_loop.py.  It uses the binding (Modules/_cevent/module.h:
- * the AioContext and Timer objects, cev_context_poll()) and nothing of
- * the port beyond the public headers the binding includes.
+ * cevent._loopcore is the C part of cevent's asyncio face, the third
+ * floor (docs/development.md): asyncio's event loop on an AioContext.
+ * Its Python part is Lib/cevent/_loop.py and its neighbours.  It is a
+ * client of the binding like any other C extension: it includes only
+ * cevent.h and CPython's headers, and reaches cevent._cevent only through
+ * the C API capsule (CEvent_API), never by its symbols
+ * (Tests/test_source.py checks the object files).
  *
- *   configobject.c     _LoopConfig: the face's types and configuration
- *                      (one object per module, cevent._cevent._loop_config)
- *   loopcoreobject.c   _LoopCore, the native base of cevent.Loop
+ * The files, each using only those listed above it:
+ *
+ *   state.c            the module state, found from a type; CEvent_API
+ *   deadline.c         float seconds to integer ns deadlines
+ *   handles.c          making, queueing and running asyncio handles
+ *   timerheap.c        the loop's heap of timer handles
  *   fdwatchobject.c    _FdWatch, the fd handler of one registered fd
  *   transportobject.c  _SocketTransportCore, the socket transport's paths
  *   ringreaderobject.c _RingReader, a socket transport's reads through
  *                      the context's io_uring ring
- *   timerheap.c        the loop's heap of timer handles
- *   handles.c          making, queueing and running asyncio handles
- *   deadline.c         float seconds to integer ns deadlines
+ *   loopcoreobject.c   _LoopCore, the native base of cevent.Loop
+ *   module.c           the module: its types, configure() and functions
  */
-#ifndef CEVENT_LOOP_H
-#define CEVENT_LOOP_H
+#ifndef CEVENT_LOOPCORE_H
+#define CEVENT_LOOPCORE_H
 
-#include "_cevent/module.h"
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* One CEvent_API pointer for all the files; state.c defines it. */
+#define CEVENT_API_SHARED 1
+#include "cevent.h"
+
+/*
+ * Method tables hold PyCFunction pointers; METH_FASTCALL/METH_KEYWORDS
+ * functions have other signatures.  -Wextra turns on -Wcast-function-type,
+ * so cast through void (*)(void) in one place.
+ */
+#define CEV_METH(fn) ((PyCFunction)(void (*)(void))(fn))
+
+/* PyLong_AsInt became public in 3.13. */
+#if PY_VERSION_HEX < 0x030D0000
+#  define PyLong_AsInt _PyLong_AsInt
+#endif
+
+/*
+ * asyncio's "except (SystemExit, KeyboardInterrupt): raise" followed by
+ * "except BaseException as exc", for the exception that is set: returns
+ * NULL with it still set for SystemExit and KeyboardInterrupt (they
+ * propagate); otherwise clears the error indicator and returns the
+ * exception, normalized and with its traceback attached (new reference).
+ */
+static inline PyObject *
+cev_catch_exception(void)
+{
+    PyObject *type, *value, *tb;
+
+    assert(PyErr_Occurred());
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return NULL;
+    }
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL) {
+        PyException_SetTraceback(value, tb);
+    }
+    Py_DECREF(type);
+    Py_XDECREF(tb);
+    return value;
+}
+
+/*
+ * For METH_FASTCALL methods that take no arguments: 0, or -1 with
+ * TypeError("@name() takes no arguments").
+ */
+static inline int
+cev_check_no_args(const char *name, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (nargs != 0 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s() takes no arguments", name);
+        return -1;
+    }
+    return 0;
+}
 
 /*
  * What the face learns from _LoopConfig.configure() (the asyncio classes
@@ -86,16 +150,19 @@ typedef struct {
 } cev_transport_config;
 
 
-/* The face's object: its types and what they are configured with. */
+/*
+ * The module state: what configure() set, the transport's names and
+ * buffer, and the types.  Made by module.c, found from a type by
+ * loopcore_state_by_type() (state.c).
+ */
 typedef struct {
-    PyObject_HEAD
     cev_loop_config loop;
     cev_transport_config transport;
     PyTypeObject *LoopCoreType;
     PyTypeObject *FdWatchType;
     PyTypeObject *TransportType;
     PyTypeObject *RingReaderType;   /* NULL without io_uring */
-} LoopConfigObject;
+} loopcore_state;
 
 /* One scheduled timer handle: the heap orders by (when, seq). */
 typedef struct {
@@ -110,7 +177,6 @@ typedef struct {
     PyObject *ready_append; /* its bound append and popleft */
     PyObject *ready_popleft;
     PyObject *context;      /* the AioContext object, after _attach() */
-    PyObject *wake_timer;   /* its Timer, armed at the earliest deadline */
     LoopTimer *heap;        /* binary min-heap of scheduled timer handles */
     Py_ssize_t nheap;
     Py_ssize_t heap_cap;
@@ -164,10 +230,9 @@ enum { TSLOT_SCHEDULED, TSLOT_WHEN, TSLOT_WHEN_NS };
 #define MIN_SCHEDULED_TIMER_HANDLES 100
 #define MIN_CANCELLED_TIMER_HANDLES_FRACTION 0.5
 
-/* The _LoopConfig object of the module that made @type. */
-LoopConfigObject *cev_loop_face(PyTypeObject *type);
-
-/* configobject.c */
+/* state.c */
+void loopcore_set_module_def(PyModuleDef *def);
+loopcore_state *loopcore_state_by_type(PyTypeObject *type);
 cev_loop_config *loopcore_config(PyTypeObject *defining_class);
 int loopcore_check_configured(cev_loop_config *cfg);
 
@@ -234,4 +299,4 @@ Py_ssize_t cev_transport_max_size(cev_transport_config *cfg, PyObject *self);
 void cev_transport_state_clear(cev_transport_config *cfg);
 void cev_transport_state_free(cev_transport_config *cfg);
 
-#endif /* CEVENT_LOOP_H */
+#endif /* CEVENT_LOOPCORE_H */

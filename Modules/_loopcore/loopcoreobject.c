@@ -1,5 +1,5 @@
 /*
- * cevent's asyncio face: _LoopCore, the native part of cevent.Loop.
+ * cevent._loopcore: _LoopCore, the native part of cevent.Loop.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  *
@@ -12,7 +12,7 @@
  *     asyncio.events.Handle (its __slots__ are filled through their member
  *     descriptors' offsets, which is what Handle.__init__ would store) and
  *     appends it to the ready queue; call_soon_threadsafe() does the same
- *     and wakes the loop with AioContext.notify();
+ *     and wakes the loop with the C API's notify();
  *   - call_later() and call_at() make a cevent._loop.TimerHandle (an
  *     asyncio TimerHandle that also carries its deadline in integer ns,
  *     rounded up) and push it on the loop's timer heap.  The heap is a C
@@ -21,8 +21,8 @@
  *     were scheduled.  The loop's _scheduled attribute is a list made from
  *     it on demand;
  *   - _run_once() is BaseEventLoop._run_once(): purge cancelled timers, one
- *     AioContext.poll() (blocking unless handles are ready or the loop is
- *     stopping, with the wake-up timer armed at the earliest deadline),
+ *     poll of the context (the C API's Context_Poll(): no wait if handles
+ *     are ready or the loop is stopping, else until the earliest deadline),
  *     move the due timers to the ready queue, then run the handles that
  *     were ready before the callbacks started.  A handle runs as
  *     Handle._run() does: callback(*args) inside the handle's context,
@@ -36,15 +36,14 @@
  * scheduling methods defer to Python code (thread and callback checks,
  * source tracebacks) and _run_once() runs the ready handles through the
  * loop's _run_ready_debug().  Handles of other types (a subclass with its
- * own _run) are run through their _run method.  _loop_config.configure() must
+ * own _run) are run through their _run method.  configure() must
  * be called once, before any loop is used, with the asyncio pieces this
- * file relies on, and _attach() once per loop with its context and
- * wake-up timer.
+ * file relies on, and _attach() once per loop with its context.
  */
 
 
 
-#include "loop.h"
+#include "loopcore.h"
 
 #include <math.h>
 
@@ -78,7 +77,6 @@ loopcore_traverse(LoopCoreObject *self, visitproc visit, void *arg)
     Py_VISIT(self->ready_append);
     Py_VISIT(self->ready_popleft);
     Py_VISIT(self->context);
-    Py_VISIT(self->wake_timer);
     for (Py_ssize_t i = 0; i < self->nheap; i++) {
         Py_VISIT(self->heap[i].handle);
     }
@@ -92,7 +90,6 @@ loopcore_clear(LoopCoreObject *self)
     Py_CLEAR(self->ready_append);
     Py_CLEAR(self->ready_popleft);
     Py_CLEAR(self->context);
-    Py_CLEAR(self->wake_timer);
     loopcore_heap_clear(self);
     return 0;
 }
@@ -170,7 +167,8 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
                               PyObject *kwnames)
 {
     cev_loop_config *cfg = loopcore_config(defining_class);
-    PyObject *handle, *res;
+    PyObject *handle;
+    CEvent_Context *ctx;
 
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
@@ -187,17 +185,17 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
         return NULL;
     }
     /* aio_notify: thread-safe and race-free against a poll about to block */
-    res = PyObject_VectorcallMethod(cfg->str_notify, &self->context,
-                                    1 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    NULL);
-    if (res == NULL) {
+    ctx = CEvent_API->Context_AsContext(self->context);
+    if (ctx == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
             Py_DECREF(handle);
             return NULL;
         }
         PyErr_Clear();          /* the context closed meanwhile */
     }
-    Py_XDECREF(res);
+    else {
+        CEvent_API->notify(ctx);
+    }
     return handle;
 }
 
@@ -290,7 +288,7 @@ loopcore_call_later(LoopCoreObject *self, PyTypeObject *defining_class,
         Py_DECREF(cbargs);
         return NULL;
     }
-    when_ns = loopcore_clamp_ns(qemu_clock_get_ns(QEMU_CLOCK_REALTIME) +
+    when_ns = loopcore_clamp_ns(CEvent_API->clock_get_ns(CEVENT_CLOCK_REALTIME) +
                                 delay_ns);
     if (when_ns >= LOOPCORE_NEVER_NS || when_ns <= -LOOPCORE_NEVER_NS) {
         when_s = when_ns > 0 ? INFINITY : -INFINITY;
@@ -347,36 +345,6 @@ loopcore_call_at(LoopCoreObject *self, PyTypeObject *defining_class,
 }
 /* ---- _run_once ------------------------------------------------------------ */
 
-/* Make the next blocking poll return by @deadline_ns. */
-static int
-loopcore_arm(cev_loop_config *cfg, LoopCoreObject *self, int64_t deadline_ns)
-{
-    TimerObject *timer = (TimerObject *)self->wake_timer;
-    PyObject *margs[2], *res;
-
-    if (deadline_ns >= LOOPCORE_NEVER_NS) {
-        return 0;
-    }
-    if (timer->ts != NULL &&
-        (int64_t)timer_expire_time_ns(timer->ts) == deadline_ns) {
-        return 0;
-    }
-    margs[0] = self->wake_timer;
-    margs[1] = PyLong_FromLongLong(deadline_ns);
-    if (margs[1] == NULL) {
-        return -1;
-    }
-    res = PyObject_VectorcallMethod(cfg->str_mod_ns, margs,
-                                    2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
-                                    NULL);
-    Py_DECREF(margs[1]);
-    if (res == NULL) {
-        return -1;
-    }
-    Py_DECREF(res);
-    return 0;
-}
-
 /*
  * The due timers after a poll whose fd handles ran inline.  The ready queue
  * then holds only what those handles queued, which asyncio would run in
@@ -390,7 +358,7 @@ static int
 loopcore_queue_due_first(cev_loop_config *cfg, LoopCoreObject *self,
                          uint64_t seq)
 {
-    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    int64_t now = CEvent_API->clock_get_ns(CEVENT_CLOCK_REALTIME);
     LoopTimer *popped;
     Py_ssize_t npopped = 0, i;
     int rc = 0;
@@ -450,7 +418,8 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
 {
     PyObject *res;
     Py_ssize_t ntodo;
-    bool blocking, ran_inline, queued_io;
+    bool ran_inline, queued_io;
+    int64_t deadline;
     char io_mode;
     uint64_t seq;
     int rc;
@@ -478,15 +447,20 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
     if (ntodo < 0) {
         return -1;
     }
-    blocking = ntodo == 0 && !self->stopping;
-    if (blocking && self->nheap > 0 &&
-        loopcore_arm(cfg, self, self->heap[0].when) < 0) {
-        return -1;
+    /* Wait only with nothing ready, until the earliest timer if any. */
+    if (ntodo > 0 || self->stopping) {
+        deadline = CEVENT_POLL_NOWAIT;
+    }
+    else if (self->nheap > 0 && self->heap[0].when < LOOPCORE_NEVER_NS) {
+        deadline = self->heap[0].when;     /* <= 0: due, no wait */
+    }
+    else {
+        deadline = CEVENT_POLL_FOREVER;
     }
     io_mode = self->io_mode;
     self->io_mode = self->debug ? LOOP_IO_QUEUE : LOOP_IO_UNDECIDED;
     seq = self->next_seq;
-    rc = cev_context_poll((ContextObject *)self->context, blocking);
+    rc = CEvent_API->Context_Poll(self->context, deadline);
     ran_inline = self->io_mode == LOOP_IO_INLINE;
     queued_io = self->io_mode == LOOP_IO_QUEUED;
     self->io_mode = io_mode;
@@ -501,7 +475,7 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
         }
     }
     else if (self->nheap > 0) {
-        int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+        int64_t now = CEvent_API->clock_get_ns(CEVENT_CLOCK_REALTIME);
 
         while (self->nheap > 0 && self->heap[0].when <= now) {
             PyObject *handle = loopcore_heap_pop(self);
@@ -548,7 +522,7 @@ loopcore_run_once(cev_loop_config *cfg, LoopCoreObject *self)
      */
     if (queued_io && !self->stopping &&
         (self->nheap == 0 ||
-         self->heap[0].when > qemu_clock_get_ns(QEMU_CLOCK_REALTIME))) {
+         self->heap[0].when > CEvent_API->clock_get_ns(CEVENT_CLOCK_REALTIME))) {
         ntodo = PyObject_Length(self->ready);
         if (ntodo < 0 || loopcore_run_ready(cfg, self, ntodo) < 0) {
             return -1;
@@ -611,32 +585,16 @@ loopcore__run_once(LoopCoreObject *self, PyTypeObject *defining_class,
 }
 
 PyDoc_STRVAR(loopcore__attach_doc,
-"_attach($self, context, wake_timer, /)\n--\n\n"
-"The loop's AioContext and the Timer (on it) that _run_once() arms at\n"
-"the earliest deadline.");
+"_attach($self, context, /)\n--\n\n"
+"The loop's AioContext, which _run_once() polls.");
 
 static PyObject *
-loopcore__attach(LoopCoreObject *self, PyTypeObject *defining_class,
-                 PyObject *const *args, size_t nargsf, PyObject *kwnames)
+loopcore__attach(LoopCoreObject *self, PyObject *context)
 {
-    cevent_state *state = PyType_GetModuleState(defining_class);
-
-    if (PyVectorcall_NARGS(nargsf) != 2 || kwnames != NULL) {
-        PyErr_SetString(PyExc_TypeError,
-                        "_attach() takes exactly two arguments");
+    if (CEvent_API->Context_AsContext(context) == NULL) {
         return NULL;
     }
-    if (!Py_IS_TYPE(args[0], state->ContextType) ||
-        !Py_IS_TYPE(args[1], state->TimerType) ||
-        ((TimerObject *)args[1])->context !=
-        (ContextObject *)args[0]) {
-        PyErr_SetString(PyExc_TypeError,
-                        "_attach() needs an AioContext and one of its "
-                        "Timers");
-        return NULL;
-    }
-    Py_XSETREF(self->context, Py_NewRef(args[0]));
-    Py_XSETREF(self->wake_timer, Py_NewRef(args[1]));
+    Py_XSETREF(self->context, Py_NewRef(context));
     Py_RETURN_NONE;
 }
 /* ---- attributes shared with asyncio's Python code ---------------------- */
@@ -679,8 +637,7 @@ LOOPCORE_BOOL_ATTR(iterate)
 static PyObject *
 loopcore_get_ready(LoopCoreObject *self, void *Py_UNUSED(closure))
 {
-    cev_loop_config *cfg = &((LoopConfigObject *)
-        cevent_state_by_type(Py_TYPE(self))->loop_face)->loop;
+    cev_loop_config *cfg = &loopcore_state_by_type(Py_TYPE(self))->loop;
 
     if (self->ready == NULL) {
         PyErr_SetString(PyExc_AttributeError, "_ready");
@@ -698,8 +655,7 @@ static int
 loopcore_set_ready(LoopCoreObject *self, PyObject *value,
                    void *Py_UNUSED(closure))
 {
-    cev_loop_config *cfg = &((LoopConfigObject *)
-        cevent_state_by_type(Py_TYPE(self))->loop_face)->loop;
+    cev_loop_config *cfg = &loopcore_state_by_type(Py_TYPE(self))->loop;
     PyObject *append, *popleft;
 
     if (value == NULL) {
@@ -816,8 +772,7 @@ static int
 loopcore_set_scheduled_attr(LoopCoreObject *self, PyObject *value,
                             void *Py_UNUSED(closure))
 {
-    cev_loop_config *cfg = &((LoopConfigObject *)
-        cevent_state_by_type(Py_TYPE(self))->loop_face)->loop;
+    cev_loop_config *cfg = &loopcore_state_by_type(Py_TYPE(self))->loop;
     PyObject *seq;
     PyTypeObject *timer_base;
     LoopTimer *heap = NULL;
@@ -886,7 +841,7 @@ loopcore_time(LoopCoreObject *Py_UNUSED(self),
               PyObject *Py_UNUSED(ignored))
 {
     return PyFloat_FromDouble(
-        (double)qemu_clock_get_ns(QEMU_CLOCK_REALTIME) / 1e9);
+        (double)CEvent_API->clock_get_ns(CEVENT_CLOCK_REALTIME) / 1e9);
 }
 
 PyDoc_STRVAR(loopcore_get_debug_doc,
@@ -935,7 +890,7 @@ static PyMethodDef loopcore_methods[] = {
     LOOPCORE_METHOD(call_later),
     LOOPCORE_METHOD(call_at),
     LOOPCORE_METHOD(_run_once),
-    LOOPCORE_METHOD(_attach),
+    {"_attach", (PyCFunction)loopcore__attach, METH_O, loopcore__attach_doc},
     LOOPCORE_METHOD(create_future),
     {"time", (PyCFunction)loopcore_time, METH_NOARGS, loopcore_time_doc},
     {"get_debug", (PyCFunction)loopcore_get_debug_method, METH_NOARGS,

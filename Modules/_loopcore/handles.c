@@ -4,7 +4,7 @@
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
 bool
 loopcore_is_plain(cev_loop_config *cfg, PyObject *handle)
@@ -407,7 +407,7 @@ int
 loopcore_runs_io_inline(LoopCoreObject *loop)
 {
     if (loop == NULL || loop->context == NULL ||
-        ((ContextObject *)loop->context)->exc_type != NULL) {
+        CEvent_API->Context_ExceptionPending(loop->context)) {
         return 0;
     }
     if (loop->io_mode == LOOP_IO_UNDECIDED) {

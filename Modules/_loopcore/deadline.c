@@ -4,7 +4,7 @@
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
 #include <math.h>
 

@@ -1,41 +1,17 @@
 /*
- * cevent's asyncio face: _LoopConfig, its types and configuration.
+ * cevent._loopcore: the module, its types, configure() and functions.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  *
- * One _LoopConfig object per cevent._cevent module (cevent._cevent.
- * _loop_config): cev_loop_exec() makes it with the face's types, and
- * Lib/cevent/_loop.py calls its configure() once, at import, with the
- * asyncio classes and Python fallbacks that the face's C code relies on.
- * The binding's module state holds it as an opaque object (loop_face).
+ * The C part of cevent's asyncio face (loopcore.h).  At import it imports
+ * cevent's C API (CEvent_Import()) and makes its types; Lib/cevent/_loop.py
+ * then calls configure() once, with the asyncio classes and Python
+ * fallbacks that the C code relies on.  All of it is kept in the module
+ * state (loopcore_state).
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
-LoopConfigObject *
-cev_loop_face(PyTypeObject *type)
-{
-    cevent_state *state = (cevent_state *)PyType_GetModuleState(type);
-
-    return (LoopConfigObject *)state->loop_face;
-}
-
-cev_loop_config *
-loopcore_config(PyTypeObject *defining_class)
-{
-    return &cev_loop_face(defining_class)->loop;
-}
-
-int
-loopcore_check_configured(cev_loop_config *cfg)
-{
-    if (cfg->handle_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "cevent._cevent._loop_config.configure() was not called");
-        return -1;
-    }
-    return 0;
-}
 /* ---- the configuration ------------------------------------------------- */
 
 static int
@@ -53,8 +29,6 @@ loopconfig_init_names(cev_loop_config *cfg)
     INTERN(str_popleft, "popleft");
     INTERN(str_appendleft, "appendleft");
     INTERN(str__when_ns, "_when_ns");
-    INTERN(str_notify, "notify");
-    INTERN(str_mod_ns, "mod_ns");
     INTERN(str__run_ready_debug, "_run_ready_debug");
     INTERN(str_call_later, "call_later");
     INTERN(str_call_at, "call_at");
@@ -86,8 +60,6 @@ loopconfig_init_names(cev_loop_config *cfg)
         op((cfg)->str__when);                   \
         op((cfg)->str__scheduled);              \
         op((cfg)->str__when_ns);                \
-        op((cfg)->str_notify);                  \
-        op((cfg)->str_mod_ns);                  \
         op((cfg)->str__run_ready_debug);        \
         op((cfg)->str_call_later);              \
         op((cfg)->str_call_at);                 \
@@ -198,8 +170,8 @@ loopconfig_key_fields(cev_loop_config *cfg, PyObject *fields)
     return 0;
 }
 
-PyDoc_STRVAR(loopconfig_configure_doc,
-"configure($self, /, *, handle_type, timer_type, plain_handle_types,\n"
+PyDoc_STRVAR(loopcore_configure_doc,
+"configure($module, /, *, handle_type, timer_type, plain_handle_types,\n"
 "          exc_hook, call_soon, call_soon_threadsafe, new_timer_debug,\n"
 "          future_type, handle_slots, timer_slots, handle_attrs,\n"
 "          key_fields, transport_attrs)\n--\n\n"
@@ -219,7 +191,7 @@ PyDoc_STRVAR(loopconfig_configure_doc,
 "cevent._loop at import.");
 
 static PyObject *
-loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
+loopcore_configure(PyObject *module, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {
         "handle_type", "timer_type", "plain_handle_types", "exc_hook",
@@ -227,7 +199,8 @@ loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
         "future_type", "handle_slots", "timer_slots", "handle_attrs",
         "key_fields", "transport_attrs", NULL
     };
-    cev_loop_config *cfg = &self->loop;
+    loopcore_state *state = PyModule_GetState(module);
+    cev_loop_config *cfg = &state->loop;
     PyObject *handle_type = NULL, *timer_type = NULL, *plain = NULL;
     PyObject *exc_hook = NULL, *call_soon = NULL, *call_soon_ts = NULL;
     PyObject *new_timer_debug = NULL, *future_type = NULL;
@@ -285,7 +258,7 @@ loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
         loopconfig_names(handle_attrs, 4, "handle_attrs", attrs) < 0 ||
         loopconfig_key_fields(cfg, key_fields) < 0 ||
         loopconfig_names(transport_attrs, CEV_TRANSPORT_NAMES,
-                         "transport_attrs", self->transport.names) < 0) {
+                         "transport_attrs", state->transport.names) < 0) {
         for (int i = 0; i < 4; i++) {
             Py_XDECREF(attrs[i]);
         }
@@ -309,133 +282,151 @@ loopconfig_configure(LoopConfigObject *self, PyObject *args, PyObject *kwds)
     Py_RETURN_NONE;
 }
 
-/* ---- the object ----------------------------------------------------------- */
+/* ---- the module ---------------------------------------------------------- */
 
-static int
-loopconfig_traverse(LoopConfigObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->LoopCoreType);
-    Py_VISIT(self->FdWatchType);
-    Py_VISIT(self->TransportType);
-    Py_VISIT(self->RingReaderType);
-    LOOP_CONFIG_OBJECTS(Py_VISIT, &self->loop);
-    return 0;
-}
-
-static int
-loopconfig_clear(LoopConfigObject *self)
-{
-    Py_CLEAR(self->LoopCoreType);
-    Py_CLEAR(self->FdWatchType);
-    Py_CLEAR(self->TransportType);
-    Py_CLEAR(self->RingReaderType);
-    LOOP_CONFIG_OBJECTS(Py_CLEAR, &self->loop);
-    cev_transport_state_clear(&self->transport);
-    return 0;
-}
-
-static void
-loopconfig_dealloc(LoopConfigObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-
-    PyObject_GC_UnTrack(self);
-    (void)loopconfig_clear(self);
-    cev_transport_state_free(&self->transport);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-static PyMethodDef loopconfig_methods[] = {
-    {"configure", (PyCFunction)(void (*)(void))loopconfig_configure,
-     METH_VARARGS | METH_KEYWORDS, loopconfig_configure_doc},
-    {NULL, NULL, 0, NULL}
-};
-
-PyDoc_STRVAR(loopconfig_doc,
-"The asyncio face's types and configuration (cevent._cevent._loop_config;\n"
-"one per module, made at import).");
-
-static PyType_Slot loopconfig_slots[] = {
-    {Py_tp_dealloc, loopconfig_dealloc},
-    {Py_tp_traverse, loopconfig_traverse},
-    {Py_tp_clear, loopconfig_clear},
-    {Py_tp_methods, loopconfig_methods},
-    {Py_tp_doc, (void *)loopconfig_doc},
-    {0, NULL}
-};
-
-static PyType_Spec loopconfig_spec = {
-    .name = "cevent._cevent._LoopConfig",
-    .basicsize = sizeof(LoopConfigObject),
-    .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
-              Py_TPFLAGS_DISALLOW_INSTANTIATION),
-    .slots = loopconfig_slots,
-};
-
-/* ---- the face in the module ------------------------------------------- */
-
-static PyMethodDef loop_functions[] = {
+static PyMethodDef loopcore_functions[] = {
+    {"configure", CEV_METH(loopcore_configure),
+     METH_VARARGS | METH_KEYWORDS, loopcore_configure_doc},
     {"_ns_ceil", cev_loopcore_ns_ceil, METH_O,
      "_ns_ceil($module, seconds, /)\n--\n\n"
      "The smallest integer number of ns that is >= seconds exactly."},
-    {"_sock_recv_nowait", (PyCFunction)(void (*)(void))cev_sock_recv_nowait,
-     METH_FASTCALL,
+    {"_sock_recv_nowait", CEV_METH(cev_sock_recv_nowait), METH_FASTCALL,
      "_sock_recv_nowait($module, fd, n, /)\n--\n\n"
      "recv(fd, n) without blocking: the bytes read (b'' at EOF), or None\n"
      "if nothing is there; OSError for an error."},
     {NULL, NULL, 0, NULL}
 };
 
-int
-cev_loop_exec(PyObject *module)
+static int
+loopcore_module_traverse(PyObject *module, visitproc visit, void *arg)
 {
-    cevent_state *state = get_cevent_state(module);
-    PyTypeObject *config_type;
-    LoopConfigObject *self;
+    loopcore_state *state = PyModule_GetState(module);
 
-    config_type = cev_add_type(module, &loopconfig_spec, NULL);
-    if (config_type == NULL) {
+    Py_VISIT(state->LoopCoreType);
+    Py_VISIT(state->FdWatchType);
+    Py_VISIT(state->TransportType);
+    Py_VISIT(state->RingReaderType);
+    LOOP_CONFIG_OBJECTS(Py_VISIT, &state->loop);
+    return 0;
+}
+
+static int
+loopcore_module_clear(PyObject *module)
+{
+    loopcore_state *state = PyModule_GetState(module);
+
+    Py_CLEAR(state->LoopCoreType);
+    Py_CLEAR(state->FdWatchType);
+    Py_CLEAR(state->TransportType);
+    Py_CLEAR(state->RingReaderType);
+    LOOP_CONFIG_OBJECTS(Py_CLEAR, &state->loop);
+    cev_transport_state_clear(&state->transport);
+    return 0;
+}
+
+static void
+loopcore_module_free(void *module)
+{
+    loopcore_state *state = PyModule_GetState((PyObject *)module);
+
+    (void)loopcore_module_clear((PyObject *)module);
+    cev_transport_state_free(&state->transport);
+}
+
+/* A type from @spec for @module, added to it (new reference, or NULL). */
+static PyTypeObject *
+loopcore_add_type(PyObject *module, PyType_Spec *spec)
+{
+    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
+
+    if (type == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddType(module, (PyTypeObject *)type) < 0) {
+        Py_DECREF(type);
+        return NULL;
+    }
+    return (PyTypeObject *)type;
+}
+
+static PyModuleDef loopcore_module;
+
+static int
+loopcore_module_exec(PyObject *module)
+{
+    loopcore_state *state = PyModule_GetState(module);
+    PyObject *never;
+    int rc;
+
+    /* cevent._cevent refuses subinterpreters, and so does its C API. */
+    if (CEvent_Import() < 0) {
         return -1;
     }
-    self = PyObject_GC_New(LoopConfigObject, config_type);
-    Py_DECREF(config_type);             /* the module holds it */
-    if (self == NULL) {
+    loopcore_set_module_def(&loopcore_module);
+    never = PyLong_FromLongLong(LOOPCORE_NEVER_NS);
+    if (never == NULL) {
         return -1;
     }
-    memset(&self->loop, 0, sizeof(self->loop));
-    memset(&self->transport, 0, sizeof(self->transport));
-    self->LoopCoreType = NULL;
-    self->FdWatchType = NULL;
-    self->TransportType = NULL;
-    self->RingReaderType = NULL;
-    PyObject_GC_Track(self);
-    state->loop_face = (PyObject *)self;
-    if (loopconfig_init_names(&self->loop) < 0 ||
-        cev_transport_state_init(&self->transport) < 0) {
+    rc = PyModule_AddObjectRef(module, "NEVER_NS", never);
+    Py_DECREF(never);
+    if (rc < 0) {
         return -1;
     }
-    self->LoopCoreType = cev_add_type(module, &cev_loopcore_spec, NULL);
-    if (self->LoopCoreType == NULL) {
+    if (loopconfig_init_names(&state->loop) < 0 ||
+        cev_transport_state_init(&state->transport) < 0) {
         return -1;
     }
-    self->FdWatchType = cev_add_type(module, &cev_fdwatch_spec, NULL);
-    if (self->FdWatchType == NULL) {
+    state->LoopCoreType = loopcore_add_type(module, &cev_loopcore_spec);
+    if (state->LoopCoreType == NULL) {
         return -1;
     }
-    self->TransportType = cev_add_type(module, &cev_transport_spec, NULL);
-    if (self->TransportType == NULL) {
+    state->FdWatchType = loopcore_add_type(module, &cev_fdwatch_spec);
+    if (state->FdWatchType == NULL) {
+        return -1;
+    }
+    state->TransportType = loopcore_add_type(module, &cev_transport_spec);
+    if (state->TransportType == NULL) {
         return -1;
     }
 #ifdef CONFIG_LINUX_IO_URING
-    self->RingReaderType = cev_add_type(module, &cev_ringreader_spec, NULL);
-    if (self->RingReaderType == NULL) {
+    state->RingReaderType = loopcore_add_type(module, &cev_ringreader_spec);
+    if (state->RingReaderType == NULL) {
         return -1;
     }
 #endif
-    if (PyModule_AddObjectRef(module, "_loop_config", (PyObject *)self) < 0) {
-        return -1;
-    }
-    return PyModule_AddFunctions(module, loop_functions);
+    return 0;
+}
+
+static PyModuleDef_Slot loopcore_slots[] = {
+    {Py_mod_exec, loopcore_module_exec},
+#ifdef Py_mod_multiple_interpreters
+    /* 3.12+: as cevent._cevent, whose C API it uses */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+#ifdef Py_mod_gil
+    /* 3.13+: the loop's state relies on the GIL */
+    {Py_mod_gil, Py_MOD_GIL_USED},
+#endif
+    {0, NULL}
+};
+
+PyDoc_STRVAR(loopcore_doc,
+"The C core of cevent.Loop, built on cevent's C API (cevent.h).");
+
+static PyModuleDef loopcore_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "cevent._loopcore",
+    .m_doc = loopcore_doc,
+    .m_size = sizeof(loopcore_state),
+    .m_methods = loopcore_functions,
+    .m_slots = loopcore_slots,
+    .m_traverse = loopcore_module_traverse,
+    .m_clear = loopcore_module_clear,
+    .m_free = loopcore_module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__loopcore(void)
+{
+    return PyModuleDef_Init(&loopcore_module);
 }

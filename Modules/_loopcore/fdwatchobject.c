@@ -5,7 +5,7 @@
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
 /*
  * The fd handler of one fd registered by cevent.Loop's selector: runs the
@@ -35,8 +35,7 @@ fdwatch_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"key", "ready", "selector", "loop", NULL};
     PyObject *key, *ready, *selector, *append, *loop = Py_None;
     FdWatchObject *self;
-    LoopConfigObject *face = (LoopConfigObject *)
-        cevent_state_by_type(type)->loop_face;
+    loopcore_state *face = loopcore_state_by_type(type);
 
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO|O:_FdWatch", kwlist,
                                      &key, &ready, &selector, &loop)) {

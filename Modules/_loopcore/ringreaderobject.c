@@ -1,5 +1,5 @@
 /*
- * cevent's asyncio face: _RingReader, the reads of one socket transport
+ * cevent._loopcore: _RingReader, the reads of one socket transport
  * through the context's io_uring ring.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
@@ -7,7 +7,7 @@
  * On a cevent.Loop whose context uses io_uring, a socket transport with a
  * plain Protocol reads with IORING_OP_RECV requests instead of readiness:
  * one request at a time, into this object's own buffer, queued with the
- * binding's cev_context_add_sqe() (QEMU 10.2's aio_add_sqe()), so the
+ * C API's add_sqe() (QEMU 10.2's aio_add_sqe()), so the
  * kernel sees it in the loop's next poll together with that iteration's
  * other requests.  Its completion carries the bytes: no POLL_ADD re-armed
  * and no recv() made per read.  cevent._loop._SocketTransport decides
@@ -43,7 +43,7 @@
  * loop then calls _abandon(), which releases that reference.
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
 #ifdef CONFIG_LINUX_IO_URING
 
@@ -66,7 +66,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *transport;        /* the socket transport read for */
     PyObject *loop;             /* its loop (a _LoopCore) */
-    ContextObject *context;     /* the loop's context */
+    PyObject *context;          /* the loop's AioContext */
     PyObject *pycontext;        /* the contextvars.Context to deliver in,
                                  * as the reader handle asyncio would have
                                  * made (start()); NULL: the current one */
@@ -74,8 +74,8 @@ typedef struct {
     cev_loop_config *lcfg;
     int fd;
     char *buf;                  /* RING_RECV_SIZE bytes */
-    CqeHandler recv_h;          /* the recv request */
-    CqeHandler cancel_h;        /* the cancel of the recv request */
+    CEvent_CqeHandler recv_h;   /* the recv request */
+    CEvent_CqeHandler cancel_h; /* the cancel of the recv request */
     unsigned recv_size;         /* of the request in flight */
     int held_res;               /* a completed recv's result, if held */
     unsigned held_off;          /* bytes of it delivered already */
@@ -117,7 +117,7 @@ ringreader_prep_cancel(struct io_uring_sqe *sqe, void *opaque)
 {
     RingReaderObject *self = opaque;
 
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&self->recv_h, 0);
+    io_uring_prep_cancel64(sqe, CEVENT_SQE_USER_DATA(&self->recv_h), 0);
 }
 
 /*
@@ -139,12 +139,35 @@ ringreader_update_ref(RingReaderObject *self)
     }
 }
 
-/* Can requests be queued?  The context may have closed under the loop. */
-static bool
-ringreader_usable(RingReaderObject *self)
+/*
+ * The context, if requests can be queued on it (it may have closed under
+ * the loop), else NULL.  Leaves the error indicator as it was: a caller
+ * may be passing on an exception.
+ */
+static CEvent_Context *
+ringreader_ring(RingReaderObject *self)
 {
-    return !self->abandoned && self->context != NULL &&
-           cev_context_has_io_uring(self->context);
+    PyObject *exc_type, *exc_value, *exc_tb;
+    CEvent_Context *ctx;
+
+    if (self->abandoned || self->context == NULL) {
+        return NULL;
+    }
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    ctx = CEvent_API->Context_AsContext(self->context);
+    if (ctx == NULL) {
+        PyErr_Clear();
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return ctx != NULL && CEvent_API->has_io_uring(ctx) ? ctx : NULL;
+}
+
+/* Queue one request; false if the context refused it (errno). */
+static bool
+ringreader_add(RingReaderObject *self, CEvent_Context *ctx,
+               CEvent_PrepSqe *prep, CEvent_CqeHandler *handler)
+{
+    return CEvent_API->add_sqe(ctx, prep, self, handler) == 0;
 }
 
 /*
@@ -180,20 +203,19 @@ ringreader_recv_size(RingReaderObject *self)
 static void
 ringreader_arm(RingReaderObject *self)
 {
+    CEvent_Context *ctx;
+
     if (!self->want || self->recv_inflight || self->cancel_inflight ||
-        self->held || !ringreader_usable(self)) {
+        self->held || (ctx = ringreader_ring(self)) == NULL) {
         return;
     }
-    self->recv_inflight = true;
     self->inflight_poll = self->poll_mode;
-    if (self->poll_mode) {
-        cev_context_add_sqe(self->context, ringreader_prep_poll, self,
-                            &self->recv_h);
-        return;
+    if (!self->poll_mode) {
+        self->recv_size = ringreader_recv_size(self);
     }
-    self->recv_size = ringreader_recv_size(self);
-    cev_context_add_sqe(self->context, ringreader_prep_recv, self,
-                        &self->recv_h);
+    self->recv_inflight = ringreader_add(
+        self, ctx, self->poll_mode ? ringreader_prep_poll : ringreader_prep_recv,
+        &self->recv_h);
 }
 
 static int ringreader_queue(RingReaderObject *self);
@@ -366,16 +388,16 @@ ringreader_ready(RingReaderObject *self)
         rc = ringreader_queue(self);
     }
     if (rc < 0) {
-        cev_context_store_exception(self->context, (PyObject *)self);
+        CEvent_API->Context_StoreException(self->context, (PyObject *)self);
     }
 }
 
 static void
-ringreader_recv_done(CqeHandler *cqe_handler)
+ringreader_recv_done(CEvent_CqeHandler *handler)
 {
-    RingReaderObject *self = container_of(cqe_handler, RingReaderObject,
-                                          recv_h);
-    int res = cqe_handler->cqe.res;
+    RingReaderObject *self = (RingReaderObject *)
+        ((char *)handler - offsetof(RingReaderObject, recv_h));
+    int res = handler->res;
 
     self->recv_inflight = false;
     if (res == -ECANCELED) {
@@ -400,10 +422,10 @@ ringreader_recv_done(CqeHandler *cqe_handler)
 }
 
 static void
-ringreader_cancel_done(CqeHandler *cqe_handler)
+ringreader_cancel_done(CEvent_CqeHandler *handler)
 {
-    RingReaderObject *self = container_of(cqe_handler, RingReaderObject,
-                                          cancel_h);
+    RingReaderObject *self = (RingReaderObject *)
+        ((char *)handler - offsetof(RingReaderObject, cancel_h));
 
     /* 0, -ENOENT (already completed) or -EALREADY: the recv's cqe tells */
     self->cancel_inflight = false;
@@ -414,11 +436,11 @@ ringreader_cancel_done(CqeHandler *cqe_handler)
 static PyObject *
 ringreader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
-    LoopConfigObject *face = (LoopConfigObject *)
-        cevent_state_by_type(type)->loop_face;
+    loopcore_state *face = loopcore_state_by_type(type);
     PyObject *loop, *transport;
     RingReaderObject *self;
-    ContextObject *context;
+    PyObject *context;
+    CEvent_Context *ctx;
     int fd;
 
     if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
@@ -441,15 +463,17 @@ ringreader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (loopcore_check_configured(&face->loop) < 0) {
         return NULL;
     }
-    context = (ContextObject *)((LoopCoreObject *)loop)->context;
-    if (context == NULL || cev_context_check_open(context) < 0) {
-        if (context == NULL) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "_RingReader: the loop has no context");
-        }
+    context = ((LoopCoreObject *)loop)->context;
+    if (context == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "_RingReader: the loop has no context");
         return NULL;
     }
-    if (!cev_context_has_io_uring(context)) {
+    ctx = CEvent_API->Context_AsContext(context);
+    if (ctx == NULL) {
+        return NULL;
+    }
+    if (!CEvent_API->has_io_uring(ctx)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "_RingReader: the loop's context does not use "
                         "io_uring");
@@ -466,7 +490,7 @@ ringreader_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     self->transport = Py_NewRef(transport);
     self->loop = Py_NewRef(loop);
-    self->context = (ContextObject *)Py_NewRef((PyObject *)context);
+    self->context = Py_NewRef(context);
     self->tcfg = &face->transport;
     self->lcfg = &face->loop;
     self->fd = fd;
@@ -481,7 +505,7 @@ ringreader_traverse(RingReaderObject *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(self->transport);
     Py_VISIT(self->loop);
-    Py_VISIT((PyObject *)self->context);
+    Py_VISIT(self->context);
     Py_VISIT(self->pycontext);
     return 0;
 }
@@ -538,11 +562,14 @@ ringreader_start(RingReaderObject *self, PyObject *const *args,
                      "None, not %.200s", Py_TYPE(context)->tp_name);
         return NULL;
     }
-    if (self->context != NULL &&
-        cev_context_check_process(self->context) < 0) {
-        return NULL;
+    if (!self->abandoned && self->context != NULL &&
+        CEvent_API->Context_AsContext(self->context) == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return NULL;        /* a fork child's context */
+        }
+        PyErr_Clear();          /* closed: as below */
     }
-    if (!ringreader_usable(self)) {
+    if (ringreader_ring(self) == NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "the loop's context is closed");
         return NULL;
@@ -571,12 +598,14 @@ PyDoc_STRVAR(ringreader_stop_doc,
 static PyObject *
 ringreader_stop(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
 {
+    CEvent_Context *ctx;
+
     self->want = false;
     if (self->recv_inflight && !self->cancel_inflight &&
-        ringreader_usable(self)) {
-        self->cancel_inflight = true;
-        cev_context_add_sqe(self->context, ringreader_prep_cancel, self,
-                            &self->cancel_h);
+        (ctx = ringreader_ring(self)) != NULL) {
+        self->cancel_inflight = ringreader_add(self, ctx,
+                                               ringreader_prep_cancel,
+                                               &self->cancel_h);
     }
     ringreader_update_ref(self);
     Py_RETURN_NONE;
@@ -650,11 +679,13 @@ PyDoc_STRVAR(ringreader__abandon_doc,
 static PyObject *
 ringreader__abandon(RingReaderObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (self->context != NULL && self->context->ctx != NULL) {
+    if (self->context != NULL &&
+        CEvent_API->Context_AsContext(self->context) != NULL) {
         PyErr_SetString(PyExc_RuntimeError,
                         "_abandon() before the context closed");
         return NULL;
     }
+    PyErr_Clear();
     self->abandoned = true;
     self->want = false;
     self->held = false;
@@ -692,7 +723,9 @@ static PyMethodDef ringreader_methods[] = {
 };
 
 static PyMemberDef ringreader_members[] = {
-    CEV_WEAKREF_MEMBER(RingReaderObject)
+    /* weak references (Loop._ring_readers), the way every version has */
+    {"__weaklistoffset__", T_PYSSIZET,
+     offsetof(RingReaderObject, weakreflist), READONLY, NULL},
     {NULL}
 };
 
@@ -724,7 +757,7 @@ PyType_Spec cev_ringreader_spec = {
     .name = "cevent._cevent._RingReader",
     .basicsize = sizeof(RingReaderObject),
     .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
-              Py_TPFLAGS_IMMUTABLETYPE | CEV_WEAKREF_FLAG),
+              Py_TPFLAGS_IMMUTABLETYPE),
     .slots = ringreader_slots,
 };
 

@@ -5,7 +5,7 @@
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */
 
-#include "loop.h"
+#include "loopcore.h"
 
 bool
 loop_timer_before(const LoopTimer *a, const LoopTimer *b)
