@@ -1,4 +1,4 @@
-"""The module refuses to load outside the main interpreter (README
+"""The module refuses to load outside the main interpreter (docs/guarantees.md,
 "Subinterpreters"): its open contexts, fork handlers and virtual clock are
 process-wide, and the port drops callback references from any thread
 with PyGILState_Ensure().

@@ -7,9 +7,10 @@ Three layers, each usable without the one above it:
   C extension ``cevent._cevent``;
 * ``IOThread`` (``cevent._iothread``), a thread that runs a context;
 * the asyncio event loop on a context: ``Loop``, ``new_event_loop``,
-  ``EventLoopPolicy``, ``run`` (``cevent._loop``).
+  ``EventLoopPolicy``, ``run`` (``cevent._loop``), whose C part is the
+  extension ``cevent._loopcore``, built on the C API.
 
-See the README's "Source layout" for where each lives.
+See docs/development.md, "Source layout", for where each lives.
 """
 
 import os as _os

@@ -13,7 +13,7 @@
  * - delete(): qemu_bh_delete(); the next aio_bh_poll() frees it.
  * - the object dies while the context is open: qemu_bh_orphan(), so that a
  *   scheduled BH still runs once (a BH handed to schedule() is a promise
- *   to run it, as the README's Lifetimes say) and is then freed; an unscheduled
+ *   to run it, as docs/aiocontext.md's Lifetimes say) and is then freed; an unscheduled
  *   one is deleted.
  * - the context closes: qemu_bh_delete(), and the context's finalizer frees
  *   it.

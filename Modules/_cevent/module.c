@@ -330,7 +330,7 @@ cevent_exec(PyObject *module)
     cevent_state *state = get_cevent_state(module);
 
     /*
-     * Main interpreter only, on every version (README "Subinterpreters").
+     * Main interpreter only, on every version (docs/guarantees.md, "Subinterpreters").
      * The open contexts, the fork handlers and the virtual clock are
      * process-wide, the C API capsule's type is a static, and the port
      * drops a callback's references from any thread with

@@ -9,7 +9,7 @@
  * context->timers so that close() can detach it.
  *
  * An armed timer must stay alive with no Python reference (a user may
- * arm it and drop it, as with a QEMU timer; README, Lifetimes), so
+ * arm it and drop it, as with a QEMU timer; docs/aiocontext.md, Lifetimes), so
  * while the QEMUTimer is pending the object holds a reference to itself
  * ("armed").  For the garbage collector that reference belongs to the
  * context (context_traverse visits it).  The invariant, whenever the GIL is
