@@ -675,6 +675,28 @@ def test_context_poll_forever_returns_on_work(testcapi, ctx):
     assert time.monotonic() - t0 >= scaled(0.05) * 0.9
 
 
+def test_context_notify_from_another_thread(testcapi, ctx):
+    """Context_Notify from a Python thread ends a blocking poll of the home
+    thread (it releases the GIL for it); a closed context is ValueError."""
+    while ctx.poll(False):
+        pass
+    ctx.poll(False)     # a fresh context starts notified (aio_notify_accept)
+    timer = threading.Timer(scaled(0.05), testcapi.context_notify, (ctx,))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        testcapi.context_poll(ctx, 2**63 - 1)
+    finally:
+        timer.join()
+    assert scaled(0.05) * 0.9 <= time.monotonic() - t0 < scaled(5.0)
+    with pytest.raises(TypeError):
+        testcapi.context_notify(object())
+    closed = cevent.AioContext()
+    closed.close()
+    with pytest.raises(ValueError):
+        testcapi.context_notify(closed)
+
+
 def test_context_poll_checks_its_context(testcapi):
     with pytest.raises(TypeError):
         testcapi.context_poll(object(), 0)

@@ -52,6 +52,17 @@ capi_context_poll(PyObject *obj, int64_t deadline_ns)
 }
 
 static int
+capi_context_notify(PyObject *obj)
+{
+    ContextObject *self = capi_context_check(obj);
+
+    if (self == NULL) {
+        return -1;
+    }
+    return cev_context_notify(self);
+}
+
+static int
 capi_context_exception_pending(PyObject *obj)
 {
     if (capi_context_type == NULL ||
@@ -255,6 +266,7 @@ static const CEvent_CAPI capi = {
     .Context_Poll = capi_context_poll,
     .Context_ExceptionPending = capi_context_exception_pending,
     .Context_StoreException = capi_context_store_exception,
+    .Context_Notify = capi_context_notify,
 };
 
 PyObject *

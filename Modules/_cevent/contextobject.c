@@ -969,10 +969,19 @@ PyDoc_STRVAR(context_notify_doc,
 static PyObject *
 context_notify(ContextObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (cev_context_notify(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+int
+cev_context_notify(ContextObject *self)
+{
     AioContext *ctx = self->ctx;
 
     if (cev_context_check_open(self) < 0) {
-        return NULL;
+        return -1;
     }
     if (cev_context_wake_needs_release(self)) {
         /* Publish with the GIL released so the woken loop can take it. */
@@ -985,7 +994,7 @@ context_notify(ContextObject *self, PyObject *Py_UNUSED(ignored))
     else {
         aio_notify(ctx);
     }
-    Py_RETURN_NONE;
+    return 0;
 }
 
 PyDoc_STRVAR(context_compute_timeout_doc,

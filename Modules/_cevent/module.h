@@ -170,6 +170,12 @@ void cev_context_set_closed_error(void);
  * deadline).  0, or -1 with an exception set.
  */
 int cev_context_poll_until(ContextObject *self, int64_t deadline_ns);
+/*
+ * AioContext.notify() (the C API's Context_Notify()): aio_notify, with
+ * the GIL released off the home thread so the woken loop can take it.  0,
+ * or -1 with ValueError (closed) or RuntimeError (fork child) set.
+ */
+int cev_context_notify(ContextObject *self);
 /* Raise RuntimeError and return -1 if not on the home thread; else 0. */
 int cev_context_check_home(ContextObject *self);
 /*

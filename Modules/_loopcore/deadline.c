@@ -1,5 +1,5 @@
 /*
- * cevent's asyncio face: deadlines, from float seconds to integer ns.
+ * cevent._loopcore: deadlines, from float seconds to integer ns.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */

@@ -1,5 +1,5 @@
 /*
- * cevent's asyncio face: _FdWatch, the fd handler of one fd registered by
+ * cevent._loopcore: _FdWatch, the fd handler of one fd registered by
  * cevent.Loop's selector.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
@@ -259,7 +259,7 @@ static PyType_Slot fdwatch_slots[] = {
 };
 
 PyType_Spec cev_fdwatch_spec = {
-    .name = "cevent._cevent._FdWatch",
+    .name = "cevent._loopcore._FdWatch",
     .basicsize = sizeof(FdWatchObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .slots = fdwatch_slots,

@@ -1,5 +1,5 @@
 /*
- * cevent's asyncio face: making, queueing and running asyncio handles.
+ * cevent._loopcore: making, queueing and running asyncio handles.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  */

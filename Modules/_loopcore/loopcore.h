@@ -91,16 +91,16 @@ cev_check_no_args(const char *name, Py_ssize_t nargs, PyObject *kwnames)
 }
 
 /*
- * What the face learns from _LoopConfig.configure() (the asyncio classes
+ * What the face learns from configure() (the asyncio classes
  * and the Python fallbacks) and the method names it interns.  Made,
- * visited and cleared with its _LoopConfig object (configobject.c).
+ * visited and cleared with the module state (module.c).
  */
 #define CEV_LOOP_HANDLE_SLOTS 7
 #define CEV_LOOP_TIMER_SLOTS 3
 
 typedef struct {
     PyObject *handle_type;           /* asyncio.events.Handle */
-    PyObject *timer_type;            /* cevent._loop.TimerHandle */
+    PyObject *timer_type;            /* cevent._core.TimerHandle */
     PyObject *plain_handle_types;    /* tuple: types run natively */
     PyObject *exc_hook;              /* exc_hook(handle, exc) */
     PyObject *py_call_soon;          /* BaseEventLoop.call_soon */
@@ -132,7 +132,7 @@ typedef struct {
 /*
  * What transportobject.c needs: the attribute and method names it interns
  * and the read buffer of the socket transports (allocated on first use,
- * freed with the _LoopConfig object).
+ * freed with the module state).
  */
 enum {
     CEV_TN__read_ready_cb, CEV_TN__conn_lost, CEV_TN_max_size,

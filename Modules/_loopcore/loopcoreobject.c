@@ -12,8 +12,8 @@
  *     asyncio.events.Handle (its __slots__ are filled through their member
  *     descriptors' offsets, which is what Handle.__init__ would store) and
  *     appends it to the ready queue; call_soon_threadsafe() does the same
- *     and wakes the loop with the C API's notify();
- *   - call_later() and call_at() make a cevent._loop.TimerHandle (an
+ *     and wakes the loop with the C API's Context_Notify();
+ *   - call_later() and call_at() make a cevent._core.TimerHandle (an
  *     asyncio TimerHandle that also carries its deadline in integer ns,
  *     rounded up) and push it on the loop's timer heap.  The heap is a C
  *     array of (deadline ns, sequence, handle): comparisons are integer
@@ -168,7 +168,6 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
 {
     cev_loop_config *cfg = loopcore_config(defining_class);
     PyObject *handle;
-    CEvent_Context *ctx;
 
     if (loopcore_check_configured(cfg) < 0) {
         return NULL;
@@ -185,16 +184,12 @@ loopcore_call_soon_threadsafe(LoopCoreObject *self,
         return NULL;
     }
     /* aio_notify: thread-safe and race-free against a poll about to block */
-    ctx = CEvent_API->Context_AsContext(self->context);
-    if (ctx == NULL) {
+    if (CEvent_API->Context_Notify(self->context) < 0) {
         if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
             Py_DECREF(handle);
             return NULL;
         }
         PyErr_Clear();          /* the context closed meanwhile */
-    }
-    else {
-        CEvent_API->notify(ctx);
     }
     return handle;
 }
@@ -941,7 +936,7 @@ static PyType_Slot loopcore_slots[] = {
 };
 
 PyType_Spec cev_loopcore_spec = {
-    .name = "cevent._cevent._LoopCore",
+    .name = "cevent._loopcore._LoopCore",
     .basicsize = sizeof(LoopCoreObject),
     .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
               Py_TPFLAGS_BASETYPE),

@@ -10,7 +10,7 @@
  * C API's add_sqe() (QEMU 10.2's aio_add_sqe()), so the
  * kernel sees it in the loop's next poll together with that iteration's
  * other requests.  Its completion carries the bytes: no POLL_ADD re-armed
- * and no recv() made per read.  cevent._loop._SocketTransport decides
+ * and no recv() made per read.  cevent._transport._SocketTransport decides
  * when a transport reads this way (start()) and when it stops (stop():
  * pause_reading, close, EOF kept open, a BufferedProtocol).
  *
@@ -754,7 +754,7 @@ static PyType_Slot ringreader_slots[] = {
 };
 
 PyType_Spec cev_ringreader_spec = {
-    .name = "cevent._cevent._RingReader",
+    .name = "cevent._loopcore._RingReader",
     .basicsize = sizeof(RingReaderObject),
     .flags = (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
               Py_TPFLAGS_IMMUTABLETYPE),

@@ -1,5 +1,5 @@
 /*
- * cevent's asyncio face: the loop's heap of timer handles, a C array of
+ * cevent._loopcore: the loop's heap of timer handles, a C array of
  * (deadline ns, sequence, handle) ordered by (deadline, sequence).
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.

@@ -1,10 +1,10 @@
 /*
- * cevent._cevent._SocketTransportCore: the native hot paths of cevent.Loop's
+ * cevent._loopcore._SocketTransportCore: the native hot paths of cevent.Loop's
  * socket transport.
  *
  * Copyright the cevent authors.  GPL-2.0-or-later.
  *
- * cevent._loop._SocketTransport is asyncio's own
+ * cevent._transport._SocketTransport is asyncio's own
  * selector_events._SelectorSocketTransport with this type first in its
  * bases, so that the three methods below replace asyncio's Python ones and
  * everything else (close, pause_reading, write_eof, sendfile, the write
@@ -54,7 +54,7 @@
 int
 cev_transport_state_init(cev_transport_config *cfg)
 {
-    /* The names come from _LoopConfig.configure() (transport_attrs) */
+    /* The names come from configure() (transport_attrs) */
     for (int i = 0; i < CEV_TRANSPORT_NAMES; i++) {
         cfg->names[i] = NULL;
     }
@@ -757,7 +757,7 @@ static PyMethodDef transport_methods[] = {
 PyDoc_STRVAR(transport_doc,
 "_SocketTransportCore()\n--\n\n"
 "The native methods of cevent.Loop's socket transport (a base of\n"
-"cevent._loop._SocketTransport, before asyncio's\n"
+"cevent._transport._SocketTransport, before asyncio's\n"
 "_SelectorSocketTransport): _read_ready, _read_ready__data_received and\n"
 "write.  Subclasses provide _write_slow(data) and\n"
 "_read_ready__data_received_slow(), asyncio's own methods.");
@@ -788,7 +788,7 @@ static PyType_Slot transport_slots[] = {
 };
 
 PyType_Spec cev_transport_spec = {
-    .name = "cevent._cevent._SocketTransportCore",
+    .name = "cevent._loopcore._SocketTransportCore",
     .basicsize = sizeof(PyObject),
     .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .slots = transport_slots,

@@ -1628,6 +1628,18 @@ testcapi_store_exception(PyObject *Py_UNUSED(module), PyObject *args)
     return PyLong_FromLong(rc);
 }
 
+PyDoc_STRVAR(context_notify_doc,
+"context_notify(ctx) -> None: Context_Notify().");
+
+static PyObject *
+testcapi_context_notify(PyObject *Py_UNUSED(module), PyObject *obj)
+{
+    if (CEvent_API->Context_Notify(obj) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(exception_pending_doc,
 "exception_pending(obj) -> int: Context_ExceptionPending(obj).");
 
@@ -1850,6 +1862,7 @@ static PyMethodDef testcapi_methods[] = {
     FN(raise_bh_result, METH_O),
     FN(store_exception, METH_VARARGS),
     FN(exception_pending, METH_O),
+    FN(context_notify, METH_O),
     {NULL, NULL, 0, NULL}
 };
 

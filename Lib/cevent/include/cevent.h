@@ -301,6 +301,18 @@ typedef struct {
      * exception is set.
      */
     int (*Context_StoreException)(PyObject *context, PyObject *culprit);
+
+    /*
+     * AioContext.notify() without the method call: aio_notify on the
+     * context object, from any thread, GIL held.  Off the context's home
+     * thread the GIL is released while it wakes the loop (which would
+     * otherwise wake only to wait for the GIL the caller holds), and the
+     * context is kept alive meanwhile, so a close() on the home thread
+     * cannot free it under the call (unlike notify() on a CEvent_Context).
+     * Returns 0, or -1 with TypeError, ValueError (closed) or RuntimeError
+     * (fork child) set.
+     */
+    int (*Context_Notify)(PyObject *context);
 } CEvent_CAPI;
 
 /* Context_Poll() deadlines */
