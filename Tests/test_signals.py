@@ -151,14 +151,17 @@ def _signal_during_spin(backend, handlers, sig, max_ns, delay):
             # the delay runs from the Killer's start, and a loaded machine
             # may enter poll() late: what the spin must have covered is
             # the time from poll() being entered to the signal.  A signal
-            # that beat poll() tests nothing here, so that round is redone.
-            if killer.entered is not None and killer.sent > killer.entered:
+            # that beat poll() tests nothing here, and neither does one
+            # that came while the loaded machine kept this thread from
+            # spinning (it was spinning for less than 90% of that time),
+            # so such a round is redone.
+            if killer.entered is not None and killer.sent > killer.entered \
+                    and spun >= (killer.sent - killer.entered) * 1e9 * 0.9:
                 break
             handlers.clear()
         else:
-            pytest.fail("the signal came before poll() in 5 rounds")
-        # it really was spinning when the signal came
-        assert spun >= (killer.sent - killer.entered) * 1e9 * 0.9
+            pytest.fail("in 5 rounds the signal never came while poll() "
+                        "was spinning")
         assert spin.ready == []
         # still usable: a store to the polled word is seen by the spin
         spin.buf[0] ^= 1
