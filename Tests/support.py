@@ -379,12 +379,17 @@ def interrupted_poll(ctx, signaller, expected):
 
     assert threading.current_thread() is threading.main_thread()
     signaller.entered = None
+    deadline = time.monotonic() + scaled(30)
     try:
         # entered is taken inside the block: on a loaded machine the signal
-        # may come before poll() is entered, and must not escape the test
+        # may come before poll() is entered, and must not escape the test.
+        # A poll that returns before the signal came (woken by something
+        # else on a loaded machine) is followed by another, so that the
+        # signal always finds the test waiting for it.
         with pytest.raises(expected):
-            signaller.entered = time.monotonic()
-            ctx.poll(True)
+            while time.monotonic() < deadline:
+                signaller.entered = time.monotonic()
+                ctx.poll(True)
         end = time.monotonic()
     finally:
         signaller.join()
