@@ -11,13 +11,20 @@
 /* The AioContext type of the (single) module instance. */
 static PyTypeObject *capi_context_type = NULL;
 
+/* Whether @obj is a cevent.AioContext (open or not). */
+static bool
+capi_is_context(PyObject *obj)
+{
+    return capi_context_type != NULL &&
+           PyObject_TypeCheck(obj, capi_context_type);
+}
+
 static CEvent_Context *
 capi_as_context(PyObject *obj)
 {
     ContextObject *self;
 
-    if (capi_context_type == NULL ||
-        !PyObject_TypeCheck(obj, capi_context_type)) {
+    if (!capi_is_context(obj)) {
         PyErr_Format(PyExc_TypeError,
                      "expected a cevent.AioContext, not %.100s",
                      Py_TYPE(obj)->tp_name);
@@ -65,11 +72,7 @@ capi_context_notify(PyObject *obj)
 static int
 capi_context_exception_pending(PyObject *obj)
 {
-    if (capi_context_type == NULL ||
-        !PyObject_TypeCheck(obj, capi_context_type)) {
-        return 0;
-    }
-    return ((ContextObject *)obj)->exc_type != NULL;
+    return capi_is_context(obj) && ((ContextObject *)obj)->exc_type != NULL;
 }
 
 static int
@@ -80,8 +83,7 @@ capi_context_store_exception(PyObject *obj, PyObject *culprit)
                         "Context_StoreException() needs an exception set");
         return -1;
     }
-    if (capi_context_type == NULL ||
-        !PyObject_TypeCheck(obj, capi_context_type)) {
+    if (!capi_is_context(obj)) {
         PyErr_WriteUnraisable(culprit);
         return -1;
     }
