@@ -40,15 +40,6 @@ _socket = socket.socket
 _recv_into = socket.socket.recv_into
 
 
-def _recv(sock: socket.socket, n: int) -> bytes:
-    """sock.recv(n) for a reader that found ``sock`` readable: raises
-    BlockingIOError if it was not after all."""
-    data = _recv_nowait(sock.fileno(), n)
-    if data is None:
-        raise BlockingIOError
-    return data
-
-
 def _accept(sock: socket.socket, _: object) -> tuple[socket.socket, Any]:
     conn, address = sock.accept()
     conn.setblocking(False)
@@ -74,6 +65,22 @@ def _io_ready(fut: Any, op: Callable[[Any, Any], Any], sock: Any,
         fut.set_result(result)
 
 
+def _recv_ready(fut: Any, sock: socket.socket, n: int) -> None:
+    """The reader of a waiting ``sock_recv``: ``_io_ready`` with
+    ``_recv``, in one frame."""
+    if fut.done():
+        return
+    try:
+        data = _recv_nowait(sock.fileno(), n)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        if data is not None:
+            fut.set_result(data)
+
+
 class SockOps(Registration):
     """Mixin of :class:`cevent.Loop`, before asyncio's selector loop in the
     bases: it waits through the loop's :class:`Registration`."""
@@ -82,18 +89,29 @@ class SockOps(Registration):
 
     # asyncio's, found after this class in the loop's bases
     _ensure_fd_no_transport: Callable[[int], None]
+    _transports: Any
     create_future: Callable[[], Any]
 
     # -- sock_* --------------------------------------------------------------
 
     async def _sock_wait_read(self, sock: socket.socket,
-                              op: Callable[[Any, Any], Any],
+                              op: Callable[[Any, Any], Any] | None,
                               arg: Any) -> Any:
+        """Wait until ``op(sock, arg)`` (``None``: ``sock.recv(arg)``)
+        succeeds on a readable ``sock``, and return its result."""
         fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
+        # With no transport at all (len() of asyncio's WeakValueDictionary
+        # of them), no transport owns fd: skip the look-up by key, which
+        # raises and catches a KeyError when fd has none.
+        if self._transports:
+            self._ensure_fd_no_transport(fd)
         fut = self.create_future()
-        handle = events.Handle(_io_ready, (fut, op, sock, arg),
-                               self, None)  # type: ignore[arg-type]
+        if op is None:
+            handle = events.Handle(_recv_ready, (fut, sock, arg),
+                                   self, None)  # type: ignore[arg-type]
+        else:
+            handle = events.Handle(_io_ready, (fut, op, sock, arg),
+                                   self, None)  # type: ignore[arg-type]
         wait = self._begin_read_wait(fd, handle)
         try:
             return await fut
@@ -107,7 +125,7 @@ class SockOps(Registration):
         got = _recv_nowait(sock.fileno(), n)
         if got is not None:
             return got
-        data = await self._sock_wait_read(sock, _recv, n)
+        data = await self._sock_wait_read(sock, None, n)
         return data
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
