@@ -24,6 +24,8 @@ subprocesses, signals, executors, sendfile, ...) driven by a
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sys
 import weakref
 from asyncio import base_events, events, unix_events
@@ -33,7 +35,7 @@ from contextvars import Context
 from typing import Any, TypeVar
 
 from . import _asyncio_layout
-from ._cevent import AioContext, backends
+from ._cevent import AioContext, backends, unavailable_backends
 from ._fallbacks import _PyLoopCore
 from ._loopcore import _LoopCore
 from ._selector import _AioContextSelector
@@ -49,16 +51,31 @@ _T = TypeVar("_T")
 _ASYNCIO_BASE_EVENTS: Any = base_events
 
 
+#: The environment variable that names the fd monitor of a :class:`Loop`
+#: made without ``backend`` (``"poll"``, ``"epoll"`` or ``"io_uring"``).
+BACKEND_ENV = "CEVENT_LOOP_BACKEND"
+
+
 def _default_backend() -> str | None:
-    """The fd monitor of a :class:`Loop` made without ``backend``: epoll,
-    asyncio's own choice on Linux, when usable (else ``None``, the
-    :class:`AioContext` default).  Measured on asyncio workloads it beats
-    io_uring's one-shot ``POLL_ADD`` per readiness event (``add_reader``
-    ping-pong, cross-thread wake-ups), and on servers io_uring's ring
-    reads (_SocketTransport) only draw level or a few percent ahead; it
-    loses on pure callback chains, where io_uring's non-blocking poll
-    makes no syscall; ``backend="io_uring"`` picks that one."""
-    return "epoll" if "epoll" in backends() else None
+    """The fd monitor of a :class:`Loop` made without ``backend``.
+
+    ``None`` is the :class:`AioContext` default, QEMU's order: io_uring
+    when the kernel gives a ring, else the poll/epoll pair (which the loop
+    moves to epoll at its first fd).  It was chosen by the server benchmark
+    (docs/performance.md), where io_uring's ring reads and batched
+    ``POLL_ADD`` submissions put it ahead of epoll over the rows.
+    ``CEVENT_LOOP_BACKEND`` names another: ``ValueError`` for a name that
+    is no fd monitor, ``OSError`` for one this process cannot use."""
+    name = os.environ.get(BACKEND_ENV)
+    if not name:
+        return None
+    if name not in ("poll", "epoll", "io_uring"):
+        raise ValueError(f"{BACKEND_ENV}={name!r}: not an fd monitor "
+                         "(poll, epoll or io_uring)")
+    if name not in backends():
+        reason = unavailable_backends().get(name, "not usable")
+        raise OSError(errno.ENODEV, f"{BACKEND_ENV}={name}: {reason}")
+    return name
 
 
 if _asyncio_layout.NATIVE["loop_core"]:
@@ -81,7 +98,8 @@ class Loop(_LoopBase,  # type: ignore[misc]
     the context's ring.
 
     ``backend`` picks the context's fd monitor as ``AioContext(backend)``
-    does; ``None`` is epoll (``_default_backend``).  On epoll the context
+    does; ``None`` is io_uring when usable, else epoll, unless
+    ``CEVENT_LOOP_BACKEND`` names one (``_default_backend``).  On epoll the context
     moves from ``ppoll()`` to ``epoll_wait()`` at the first fd rather than
     at QEMU's 64.  The loop may be created in one thread and run in
     another: ``run_forever()`` makes the running thread the context's home
@@ -216,7 +234,8 @@ class Loop(_LoopBase,  # type: ignore[misc]
 
 def new_event_loop(*, backend: str | None = None) -> Loop:
     """Return a new :class:`Loop` (``backend``: as for ``AioContext``;
-    ``None`` is epoll when usable)."""
+    ``None`` is io_uring when usable, else epoll, unless
+    ``CEVENT_LOOP_BACKEND`` names one)."""
     return Loop(backend=backend)
 
 

@@ -91,8 +91,8 @@ if LOOP == "uvloop":
     LOOP_TYPE = uvloop.Loop
 elif LOOP == "cevent":
     # CEVENT_COMPAT_BACKEND=poll|epoll|io_uring forces an fd monitor (the
-    # default is cevent.Loop's, epoll when usable);
-    # test_asyncio_compat_io_uring.py runs this module on io_uring.
+    # default is cevent.Loop's, io_uring when usable);
+    # test_asyncio_compat_epoll.py runs this module on epoll.
     BACKEND = os.environ.get("CEVENT_COMPAT_BACKEND") or None
 
     def new_loop():

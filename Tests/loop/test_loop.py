@@ -9,6 +9,7 @@ CPython's asyncio tests (test_asyncio_compat.py) do not cover.
 """
 
 import asyncio
+import errno
 import gc
 import math
 import os
@@ -320,20 +321,72 @@ def test_backend_keyword_errors():
             cevent.new_event_loop(backend=name)
 
 
-def test_default_backend():
-    """A Loop made without a backend is on epoll (asyncio's choice) from
-    its first iteration; AioContext() keeps its own default."""
+def test_default_backend(monkeypatch):
+    """A Loop made without a backend takes AioContext's default, QEMU's
+    order (io_uring when usable, else the poll/epoll pair, moved to epoll
+    from its first iteration); on io_uring its transports read through
+    the ring."""
+    from cevent import _asyncio_layout
     from cevent._loop import _default_backend
 
-    assert _default_backend() == "epoll"
+    monkeypatch.delenv("CEVENT_LOOP_BACKEND", raising=False)
+    assert _default_backend() is None
     lp = cevent.new_event_loop()
     try:
         lp.run_until_complete(asyncio.sleep(0))
-        assert lp.backend == "epoll"
+        if "io_uring" in cevent.backends():
+            assert lp.backend == "io_uring"
+            assert lp._ring_reads == _asyncio_layout.NATIVE["ring_reads"]
+        else:
+            assert lp.backend == "epoll"
     finally:
         lp.close()
     with cevent.AioContext() as ctx:
         assert ctx.backend == cevent.backends()[0]
+
+
+@pytest.mark.parametrize("name", ["poll", "epoll", "io_uring"])
+def test_default_backend_from_environment(monkeypatch, name):
+    """CEVENT_LOOP_BACKEND names the fd monitor of a Loop made without
+    one; an explicit backend still wins."""
+    if name not in cevent.backends():
+        pytest.skip(cevent.unavailable_backends()[name])
+    monkeypatch.setenv("CEVENT_LOOP_BACKEND", name)
+    lp = cevent.new_event_loop()
+    try:
+        lp.run_until_complete(asyncio.sleep(0))
+        assert lp.backend == name
+    finally:
+        lp.close()
+    other = "poll" if name != "poll" else "epoll"
+    lp = cevent.new_event_loop(backend=other)
+    try:
+        lp.run_until_complete(asyncio.sleep(0))
+        assert lp.backend == other
+    finally:
+        lp.close()
+
+
+def test_default_backend_from_environment_errors(monkeypatch):
+    """A CEVENT_LOOP_BACKEND that is no fd monitor is a ValueError, one
+    this process cannot use an OSError saying why, each naming the
+    variable; an empty one is unset."""
+    import cevent._loop as loop_mod
+
+    monkeypatch.setenv("CEVENT_LOOP_BACKEND", "kqueue")
+    with pytest.raises(ValueError, match="CEVENT_LOOP_BACKEND='kqueue'"):
+        cevent.new_event_loop()
+    monkeypatch.setenv("CEVENT_LOOP_BACKEND", "io_uring")
+    monkeypatch.setattr(loop_mod, "backends", lambda: ("epoll", "poll"))
+    monkeypatch.setattr(loop_mod, "unavailable_backends",
+                        lambda: {"io_uring": "kernel.io_uring_disabled=2"})
+    with pytest.raises(OSError) as info:
+        cevent.new_event_loop()
+    assert info.value.errno == errno.ENODEV
+    assert "CEVENT_LOOP_BACKEND=io_uring: kernel.io_uring_disabled=2" \
+        in str(info.value)
+    monkeypatch.setenv("CEVENT_LOOP_BACKEND", "")
+    assert loop_mod._default_backend() is None
 
 
 def test_add_reader_writer(loop):

@@ -6,8 +6,8 @@ readiness.  These tests check what asyncio promises on that path and
 what the ring adds: nothing read is lost across pause_reading(), close()
 and a change of protocol; errors and EOF surface as asyncio's; requests
 in flight keep the reader (and its buffer) alive until they complete or
-the loop closes.  CPython's asyncio tests also run on it
-(test_asyncio_compat_io_uring.py).
+the loop closes.  CPython's asyncio tests also run on it: io_uring is
+the Loop's default backend where the kernel gives a ring.
 """
 
 import asyncio
