@@ -99,9 +99,9 @@ class Loop(_LoopBase,  # type: ignore[misc]
 
     ``backend`` picks the context's fd monitor as ``AioContext(backend)``
     does; ``None`` is io_uring when usable, else epoll, unless
-    ``CEVENT_LOOP_BACKEND`` names one (``_default_backend``).  On epoll the context
-    moves from ``ppoll()`` to ``epoll_wait()`` at the first fd rather than
-    at QEMU's 64.  The loop may be created in one thread and run in
+    ``CEVENT_LOOP_BACKEND`` names one (``_default_backend``).  On epoll
+    the context moves from ``ppoll()`` to ``epoll_wait()`` at the first
+    fd rather than at QEMU's 64.  The loop may be created in one thread and run in
     another: ``run_forever()`` makes the running thread the context's home
     thread.
     """

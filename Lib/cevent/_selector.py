@@ -30,7 +30,7 @@ EVENT_WRITE = selectors.EVENT_WRITE
 
 _SelectorKey = selectors.SelectorKey
 # What SelectorKey._make() calls: a key without the namedtuple's Python
-# __new__.
+# __new__ (a sock_* call that waits makes one).
 _new_key = tuple.__new__
 
 
@@ -128,7 +128,8 @@ class _AioContextSelector(selectors.BaseSelector):
                    data: Any) -> _FdWatch:
         """Watch ``fd``, which is not registered: the work of register()
         after its checks."""
-        watch = _FdWatchType(selectors.SelectorKey(fileobj, fd, events, data),
+        watch = _FdWatchType(_new_key(_SelectorKey,
+                                      (fileobj, fd, events, data)),
                              self._ready, self, self._loop)
         self._set_handler(watch)
         self._watches[fd] = watch
@@ -174,35 +175,22 @@ class _AioContextSelector(selectors.BaseSelector):
         """Register ``fd``, not registered yet, for ``event`` (one of the
         two) with ``data``: ``register()`` without the checks that cannot
         fail here.  ``None`` (nothing done) when ``fd`` is registered or
-        this needs ``register()``'s errors.  A ``sock_*`` call makes one
-        per wait: this is :meth:`_add_watch` in one call, with the key made
-        as ``SelectorKey._make`` makes it."""
-        watches = self._watches
-        if fd in watches or fd < 0 or self._map is None:
+        this needs ``register()``'s errors."""
+        if fd in self._watches or fd < 0 or self._map is None:
             return None
-        watch = _FdWatchType(_new_key(_SelectorKey, (fd, fd, event, data)),
-                             self._ready, self, self._loop)
-        if event == EVENT_READ:
-            self._ctx.set_fd_handler(fd, watch.read_ready, None)
-        else:
-            self._ctx.set_fd_handler(fd, None, watch.write_ready)
-        watches[fd] = watch
-        return watch  # type: ignore[no-any-return]
+        return self._add_watch(fd, fd, event, data)
 
     def _drop_watch(self, fd: int, watch: _FdWatch,
                     handle: events.Handle) -> bool:
         """Unregister ``fd`` if ``watch`` (from :meth:`_new_watch`) is
         still its registration with ``handle`` as its only reader; else
         False (nothing done)."""
-        watches = self._watches
-        if watches.get(fd) is not watch:
+        if self._watches.get(fd) is not watch:
             return False
         key = watch.key
         if key.events != EVENT_READ or key.data[0] is not handle:
             return False
-        del watches[fd]
-        if not self._ctx.closed:
-            self._ctx.set_fd_handler(fd, None)
+        self._forget(fd)
         return True
 
     def _set_handle(self, fd: int, event: int,

@@ -66,8 +66,9 @@ def _io_ready(fut: Any, op: Callable[[Any, Any], Any], sock: Any,
 
 
 def _recv_ready(fut: Any, sock: socket.socket, n: int) -> None:
-    """The reader of a waiting ``sock_recv``: ``_io_ready`` with
-    ``_recv``, in one frame."""
+    """The reader of a waiting ``sock_recv``: read without blocking and
+    settle ``fut`` (asyncio's ``_sock_recv``), in one frame; nothing read
+    (the fd was not readable after all) waits on."""
     if fut.done():
         return
     try:
