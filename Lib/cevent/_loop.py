@@ -67,15 +67,14 @@ def _default_backend() -> str | None:
     ``CEVENT_LOOP_BACKEND`` names another: ``ValueError`` for a name that
     is no fd monitor, ``OSError`` for one this process cannot use."""
     name = os.environ.get(BACKEND_ENV)
-    if not name:
-        return None
-    if name not in ("poll", "epoll", "io_uring"):
-        raise ValueError(f"{BACKEND_ENV}={name!r}: not an fd monitor "
-                         "(poll, epoll or io_uring)")
-    if name not in backends():
-        reason = unavailable_backends().get(name, "not usable")
-        raise OSError(errno.ENODEV, f"{BACKEND_ENV}={name}: {reason}")
-    return name
+    if not name or name in backends():
+        return name or None
+    unavailable = unavailable_backends()
+    if name in unavailable:
+        raise OSError(errno.ENODEV, f"{BACKEND_ENV}={name}: "
+                      f"{unavailable[name]}")
+    known = ", ".join(sorted({*backends(), *unavailable}))
+    raise ValueError(f"{BACKEND_ENV}={name!r}: not an fd monitor ({known})")
 
 
 if _asyncio_layout.NATIVE["loop_core"]:
@@ -101,9 +100,9 @@ class Loop(_LoopBase,  # type: ignore[misc]
     does; ``None`` is io_uring when usable, else epoll, unless
     ``CEVENT_LOOP_BACKEND`` names one (``_default_backend``).  On epoll
     the context moves from ``ppoll()`` to ``epoll_wait()`` at the first
-    fd rather than at QEMU's 64.  The loop may be created in one thread and run in
-    another: ``run_forever()`` makes the running thread the context's home
-    thread.
+    fd rather than at QEMU's 64.  The loop may be created in one thread
+    and run in another: ``run_forever()`` makes the running thread the
+    context's home thread.
     """
 
     def __init__(self, *, backend: str | None = None) -> None:

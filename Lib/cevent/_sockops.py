@@ -96,10 +96,10 @@ class SockOps(Registration):
     # -- sock_* --------------------------------------------------------------
 
     async def _sock_wait_read(self, sock: socket.socket,
-                              op: Callable[[Any, Any], Any] | None,
-                              arg: Any) -> Any:
-        """Wait until ``op(sock, arg)`` (``None``: ``sock.recv(arg)``)
-        succeeds on a readable ``sock``, and return its result."""
+                              ready: Callable[..., None],
+                              args: tuple[Any, ...]) -> Any:
+        """Wait with ``ready(fut, *args)`` as the reader of ``sock`` until
+        it settles ``fut``, and return the result."""
         fd = sock.fileno()
         # With no transport at all (len() of asyncio's WeakValueDictionary
         # of them), no transport owns fd: skip the look-up by key, which
@@ -107,12 +107,8 @@ class SockOps(Registration):
         if self._transports:
             self._ensure_fd_no_transport(fd)
         fut = self.create_future()
-        if op is None:
-            handle = events.Handle(_recv_ready, (fut, sock, arg),
-                                   self, None)  # type: ignore[arg-type]
-        else:
-            handle = events.Handle(_io_ready, (fut, op, sock, arg),
-                                   self, None)  # type: ignore[arg-type]
+        handle = events.Handle(ready, (fut,) + args,
+                               self, None)  # type: ignore[arg-type]
         wait = self._begin_read_wait(fd, handle)
         try:
             return await fut
@@ -126,7 +122,7 @@ class SockOps(Registration):
         got = _recv_nowait(sock.fileno(), n)
         if got is not None:
             return got
-        data = await self._sock_wait_read(sock, None, n)
+        data = await self._sock_wait_read(sock, _recv_ready, (sock, n))
         return data
 
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
@@ -138,7 +134,8 @@ class SockOps(Registration):
             return sock.recv_into(buf)
         except (BlockingIOError, InterruptedError):
             pass
-        nbytes = await self._sock_wait_read(sock, _recv_into, buf)
+        nbytes = await self._sock_wait_read(
+            sock, _io_ready, (_recv_into, sock, buf))
         return nbytes
 
     async def sock_accept(self, sock: socket.socket
@@ -151,7 +148,8 @@ class SockOps(Registration):
             return _accept(sock, None)
         except (BlockingIOError, InterruptedError):
             pass
-        pair = await self._sock_wait_read(sock, _accept, None)
+        pair = await self._sock_wait_read(
+            sock, _io_ready, (_accept, sock, None))
         return pair
 
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
